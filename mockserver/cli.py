@@ -1,0 +1,136 @@
+"""The ``protoconform`` command line.
+
+Each subcommand lives with the part it drives and exposes
+``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from protoconform.mockserver import apis
+from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.registry import FAMILIES
+
+# subcommand -> (module with add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": (__name__, "run the mock server (gRPC + reflection + health, and the HTTP side)"),
+    "specs": ("protoconform.specs.cli", "extract the documented inventory from seed docs; report drift"),
+}
+
+
+def _families(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("all",):
+        return FAMILIES
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown API family {unknown}; choose from {', '.join(FAMILIES)}, all")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="HTTP port for /healthz, /version, the REST gateway, OpenAPI and the control API; "
+        "0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--api",
+        dest="families",
+        type=_families,
+        default=FAMILIES,
+        metavar="FAMILIES",
+        help=f"comma-separated API families to serve: {', '.join(FAMILIES)} or all (default: all)",
+    )
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=1.0,
+        help="virtual seconds per wall second for simulated lifecycles; 0 = manual clock, "
+        "moved only through the control API (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--defect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a named deliberate deviation from the specs (repeatable); "
+        "used to prove that conformance suites catch it",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity, on stderr (default: %(default)s)",
+    )
+    for name in FAMILIES:
+        module = apis.family_module(name)
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(parser.add_argument_group(f"{name} options"))
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    family_options = {}
+    for name in FAMILIES:
+        module = apis.family_module(name)
+        if hasattr(module, "options_from_args"):
+            family_options[name] = module.options_from_args(args)
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        http_port=args.http_port,
+        families=args.families,
+        log_level=args.log_level,
+        clock_speed=args.clock_speed,
+        defects=frozenset(args.defect),
+        family_options=family_options,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from protoconform.mockserver.server import serve
+
+    config = config_from_args(args)
+    logging.basicConfig(
+        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"protoconform: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="protoconform",
+        description="Stateful mock server, conformance harness and load suites for the Flyte, "
+        "Kubeflow Pipelines v1beta1 and ArmoniK control-plane APIs.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

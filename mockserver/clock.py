@@ -1,0 +1,122 @@
+"""The shared virtual clock that moves runs, tasks and executions through their lifecycles.
+
+Virtual time runs at ``speed`` times wall time (1.0 = real time, 10.0 = ten times
+faster).  With ``speed == 0`` the clock is *manual*: time only moves when
+:meth:`Clock.advance` is called (from tests or the control API), which makes
+lifecycles fully deterministic.
+
+Timers are plain callbacks; they run on the server's event loop, so they never
+race with handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(order=True)
+class Timer:
+    due: float  # virtual seconds since the clock's epoch
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock:
+    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+        if speed < 0:
+            raise ValueError("clock speed must be >= 0")
+        self.speed = speed
+        self._epoch = start or datetime.now(UTC)
+        self._wall_base = time.monotonic()
+        self._offset = 0.0  # virtual seconds added by advance()
+        self._timers: list[Timer] = []
+        self._seq = itertools.count()
+        self._wakeup: asyncio.Event | None = None
+
+    # -- reading time -------------------------------------------------------
+    @property
+    def manual(self) -> bool:
+        return self.speed == 0
+
+    def elapsed(self) -> float:
+        """Virtual seconds since the clock started."""
+        running = 0.0 if self.manual else (time.monotonic() - self._wall_base) * self.speed
+        return running + self._offset
+
+    def now(self) -> datetime:
+        return self._epoch + timedelta(seconds=self.elapsed())
+
+    # -- scheduling ----------------------------------------------------------
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` once ``delay`` virtual seconds have passed."""
+        timer = Timer(self.elapsed() + max(0.0, delay), next(self._seq), callback)
+        heapq.heappush(self._timers, timer)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return timer
+
+    def cancel_all(self) -> None:
+        """Forget every pending timer (state reset)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def pending(self) -> int:
+        return sum(1 for t in self._timers if not t.cancelled)
+
+    def fire_due(self) -> int:
+        """Run every timer that is due now; returns how many ran."""
+        ran = 0
+        now = self.elapsed()
+        while self._timers and self._timers[0].due <= now:
+            timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            ran += 1
+            try:
+                timer.callback()
+            except Exception:  # a broken timer must not stop the clock
+                log.exception("timer callback failed")
+        return ran
+
+    def advance(self, seconds: float) -> int:
+        """Move virtual time forward, running timers in order as their time comes."""
+        if seconds < 0:
+            raise ValueError("cannot move the clock backwards")
+        target = self.elapsed() + seconds
+        ran = 0
+        # Step timer by timer so callbacks see the time they were due at, and
+        # timers they schedule inside the window also run.
+        while self._timers and self._timers[0].due <= target:
+            step = max(0.0, self._timers[0].due - self.elapsed())
+            self._offset += step
+            ran += self.fire_due()
+        self._offset += max(0.0, target - self.elapsed())
+        return ran
+
+    async def run(self) -> None:
+        """Drive timers in real time (scaled by speed) until cancelled."""
+        self._wakeup = asyncio.Event()
+        while True:
+            self.fire_due()
+            self._wakeup.clear()
+            delay = 1.0
+            if self._timers and not self.manual:
+                delay = max(0.0, (self._timers[0].due - self.elapsed()) / self.speed)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=min(delay, 1.0))
+            except TimeoutError:
+                pass

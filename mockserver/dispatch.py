@@ -1,0 +1,192 @@
+"""The one call path from a decoded request to a handler and back.
+
+Both the gRPC server and the REST gateway call :class:`Dispatcher`, so the two
+protocols share handlers, state, observers (request journal, fault rules) and
+defect modes.  Nothing here knows about wire encodings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import message
+
+from protoconform.mockserver import rpc
+from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.registry import Method, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallRecord:
+    """One call as observers see it; filled in as the call progresses."""
+
+    method: Method
+    protocol: str
+    metadata: Mapping[str, str]
+    peer: str
+    started: float = field(default_factory=time.time)
+    requests: list[message.Message] = field(default_factory=list)
+    responses: list[message.Message] = field(default_factory=list)
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    error: str = ""
+    duration: float = 0.0
+
+
+class CallObserver(Protocol):
+    """Sees every call: the journal records, fault rules may delay or fail it in ``before``."""
+
+    async def before(self, record: CallRecord) -> None: ...
+
+    def after(self, record: CallRecord) -> None: ...
+
+
+def unimplemented(method: Method) -> rpc.ApiError:
+    return rpc.ApiError(
+        grpc.StatusCode.UNIMPLEMENTED, f"method {method.path} is not implemented by this mock server"
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self, registry: Registry, states: dict[str, Any], clock: Clock, defects: frozenset[str] = frozenset()
+    ) -> None:
+        self.registry = registry
+        self.states = states
+        self.clock = clock
+        self.defects: set[str] = set(defects)
+        self.observers: list[CallObserver] = []
+
+    def _context(self, record: CallRecord) -> rpc.CallContext:
+        return rpc.CallContext(
+            method=record.method.path,
+            state=self.states.get(record.method.family),
+            clock=self.clock,
+            metadata=record.metadata,
+            defects=frozenset(self.defects),
+            peer=record.peer,
+            protocol=record.protocol,
+        )
+
+    def _check_response(self, record: CallRecord, response: Any) -> message.Message:
+        expected = record.method.response_type
+        if not isinstance(response, message.Message) or response.DESCRIPTOR.full_name != expected:
+            got = type(response).__name__
+            raise rpc.ApiError(grpc.StatusCode.INTERNAL, f"{record.method.path} produced {got}, not {expected}")
+        return response
+
+    async def _begin(self, record: CallRecord) -> rpc.Handler:
+        for observer in self.observers:
+            await observer.before(record)
+        state = self.states.get(record.method.family)
+        fn = rpc.lookup(record.method.path, getattr(state, "handler_variant", rpc.DEFAULT_VARIANT))
+        if fn is None:
+            raise unimplemented(record.method)
+        return fn
+
+    def _finish(self, record: CallRecord, error: BaseException | None) -> None:
+        record.duration = time.time() - record.started
+        if isinstance(error, rpc.ApiError):
+            record.code, record.error = error.code, error.message
+        elif error is not None:
+            record.code, record.error = grpc.StatusCode.CANCELLED, type(error).__name__
+        for observer in self.observers:
+            try:
+                observer.after(record)
+            except Exception:
+                log.exception("call observer failed")
+
+    def _as_api_error(self, record: CallRecord, exc: Exception) -> rpc.ApiError:
+        if isinstance(exc, rpc.ApiError):
+            return exc
+        log.exception("handler for %s failed", record.method.path)
+        return rpc.ApiError(grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}")
+
+    def _recording(self, record: CallRecord, requests: AsyncIterator[message.Message]) -> AsyncIterator[Any]:
+        async def recorded() -> AsyncIterator[message.Message]:
+            async for item in requests:
+                if len(record.requests) < 100:  # keep journals bounded on long streams
+                    record.requests.append(item)
+                yield item
+
+        return recorded()
+
+    async def call(
+        self,
+        method: Method,
+        request: message.Message | AsyncIterator[message.Message],
+        metadata: Mapping[str, str] | None = None,
+        peer: str = "",
+        protocol: str = "grpc",
+    ) -> message.Message:
+        """A call with a single response (unary or client-streaming)."""
+        record = CallRecord(method, protocol, dict(metadata or {}), peer)
+        if isinstance(request, message.Message):
+            record.requests.append(request)
+        else:
+            request = self._recording(record, request)
+        error: BaseException | None = None
+        try:
+            fn = await self._begin(record)
+            result = fn(request, self._context(record))
+            if inspect.isawaitable(result):
+                result = await result
+            response = self._check_response(record, result)
+            record.responses.append(response)
+            return response
+        except Exception as exc:
+            error = self._as_api_error(record, exc)
+            raise error from None
+        except BaseException as exc:  # cancellation
+            error = exc
+            raise
+        finally:
+            self._finish(record, error)
+
+    async def stream(
+        self,
+        method: Method,
+        request: message.Message | AsyncIterator[message.Message],
+        metadata: Mapping[str, str] | None = None,
+        peer: str = "",
+        protocol: str = "grpc",
+    ) -> AsyncIterator[message.Message]:
+        """A call with a response stream (server-streaming or bidi)."""
+        record = CallRecord(method, protocol, dict(metadata or {}), peer)
+        if isinstance(request, message.Message):
+            record.requests.append(request)
+        else:
+            request = self._recording(record, request)
+        error: BaseException | None = None
+        try:
+            fn = await self._begin(record)
+            result = fn(request, self._context(record))
+            if inspect.isawaitable(result):
+                result = await result
+            if hasattr(result, "__aiter__"):
+                async for item in result:
+                    response = self._check_response(record, item)
+                    if len(record.responses) < 100:
+                        record.responses.append(response)
+                    yield response
+            else:
+                for item in result:
+                    response = self._check_response(record, item)
+                    if len(record.responses) < 100:
+                        record.responses.append(response)
+                    yield response
+        except Exception as exc:
+            error = self._as_api_error(record, exc)
+            raise error from None
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._finish(record, error)

@@ -1,0 +1,153 @@
+"""gRPC plumbing: descriptor-driven method handlers, server reflection (v1 and v1alpha), health.
+
+Requests arrive as raw bytes and are decoded here, so a malformed body becomes
+INVALID_ARGUMENT naming the expected message type instead of a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from functools import cache
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha._async import ReflectionServicer
+
+from protoconform.mockserver.dispatch import Dispatcher
+from protoconform.mockserver.registry import Method
+from protoconform.mockserver.rpc import ApiError
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_V1ALPHA = reflection.SERVICE_NAME
+HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+
+
+def _decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], message.Message]:
+    request_class = dispatcher.registry.message_class(method.request_type)
+
+    def decode(raw: bytes) -> message.Message:
+        try:
+            return request_class.FromString(raw)
+        except Exception as exc:  # DecodeError, or anything the parser trips on
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request body is not a valid {method.request_type} message: {exc}",
+            ) from None
+
+    return decode
+
+
+def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHandler:
+    decode = _decoder(dispatcher, method)
+
+    def serialize(response: message.Message) -> bytes:
+        return response.SerializeToString()
+
+    async def decoded_stream(raw_requests: AsyncIterator[bytes]) -> AsyncIterator[message.Message]:
+        async for raw in raw_requests:
+            yield decode(raw)
+
+    def request_of(raw: Any) -> Any:
+        return decoded_stream(raw) if method.client_streaming else decode(raw)
+
+    if method.server_streaming:
+
+        async def streaming(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[message.Message]:
+            try:
+                async for response in dispatcher.stream(
+                    method, request_of(raw), _metadata(context), context.peer()
+                ):
+                    yield response
+            except ApiError as error:
+                await context.abort(error.code, error.message)
+
+        factory = (
+            grpc.stream_stream_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_stream_rpc_method_handler
+        )
+        return factory(streaming, request_deserializer=None, response_serializer=serialize)
+
+    async def single(raw: Any, context: grpc.aio.ServicerContext) -> message.Message:
+        try:
+            return await dispatcher.call(method, request_of(raw), _metadata(context), context.peer())
+        except ApiError as error:
+            await context.abort(error.code, error.message)
+            raise  # unreachable: abort raises
+
+    factory = grpc.stream_unary_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
+    return factory(single, request_deserializer=None, response_serializer=serialize)
+
+
+def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_names: list[str]) -> None:
+    handlers = []
+    for service_name in service_names:
+        methods = {
+            m.name: method_handler(dispatcher, dispatcher.registry.method(f"/{service_name}/{m.name}"))
+            for m in dispatcher.registry.service(service_name).methods
+        }
+        handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
+    server.add_generic_rpc_handlers(tuple(handlers))
+
+
+@cache
+def _register_reflection_v1_descriptor() -> None:
+    """Put ``grpc.reflection.v1`` in the default pool so reflection can describe itself.
+
+    Its messages are those of v1alpha under another package (same fields and
+    numbers), so the descriptor is derived from the v1alpha one rather than restated.
+    """
+    pool = descriptor_pool.Default()
+    file_proto = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(file_proto)
+    file_proto.name = "grpc/reflection/v1/reflection.proto"
+    file_proto.package = "grpc.reflection.v1"
+    old, new = ".grpc.reflection.v1alpha.", ".grpc.reflection.v1."
+    for message_type in file_proto.message_type:
+        for field in message_type.field:
+            if field.HasField("type_name"):
+                field.type_name = field.type_name.replace(old, new)
+    for service in file_proto.service:
+        for method in service.method:
+            method.input_type = method.input_type.replace(old, new)
+            method.output_type = method.output_type.replace(old, new)
+    try:
+        pool.FindFileByName(file_proto.name)
+    except KeyError:
+        pool.AddSerializedFile(file_proto.SerializeToString())
+
+
+def add_reflection(server: grpc.aio.Server, service_names: list[str]) -> None:
+    _register_reflection_v1_descriptor()
+    names = [*service_names, HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA]
+    reflection.enable_server_reflection(names, server)
+    servicer = ReflectionServicer(names)
+
+    async def v1_info(raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async def decoded() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            async for raw in raw_requests:
+                yield reflection_pb2.ServerReflectionRequest.FromString(raw)
+
+        async for response in servicer.ServerReflectionInfo(decoded(), context):
+            yield response.SerializeToString()  # same wire format as v1
+
+    handler = grpc.stream_stream_rpc_method_handler(v1_info)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
+
+
+async def add_health(server: grpc.aio.Server, service_names: list[str]) -> HealthServicer:
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ["", *service_names]:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return health

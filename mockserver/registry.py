@@ -1,0 +1,165 @@
+"""Descriptor registry: the one source of truth for wire shapes.
+
+Everything the server, the gateway and the conformance suites know about a
+message or a method comes from here.  Flyte and ArmoniK descriptors are loaded
+from their official wheels; Kubeflow Pipelines and Flyte's CacheService come
+from the .proto files in ``protos/``, compiled at run time.  All of them end up
+in protobuf's default descriptor pool, which is also what server reflection
+serves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
+
+from protoconform import specs
+from protoconform.protos import compile_protos
+
+# Python packages whose generated modules carry each family's wheel descriptors.
+WHEEL_PACKAGES: dict[str, tuple[str, ...]] = {
+    "flyte": ("flyteidl.service",),
+    "armonik": ("armonik.protogen.client", "armonik.protogen.worker"),
+    "kfp": (),
+}
+FAMILIES: tuple[str, ...] = ("flyte", "kfp", "armonik")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One RPC, resolved against the descriptor pool."""
+
+    family: str
+    service: str  # full service name, e.g. "api.RunService"
+    name: str  # method name, e.g. "CreateRun"
+    descriptor: descriptor.MethodDescriptor
+
+    @property
+    def path(self) -> str:
+        """The gRPC path, ``/package.Service/Method``."""
+        return f"/{self.service}/{self.name}"
+
+    @property
+    def client_streaming(self) -> bool:
+        return bool(self.descriptor.client_streaming)
+
+    @property
+    def server_streaming(self) -> bool:
+        return bool(self.descriptor.server_streaming)
+
+    @property
+    def kind(self) -> str:
+        """``unary_unary``, ``unary_stream``, ``stream_unary`` or ``stream_stream``."""
+        return f"{'stream' if self.client_streaming else 'unary'}_{'stream' if self.server_streaming else 'unary'}"
+
+    @property
+    def request_type(self) -> str:
+        return self.descriptor.input_type.full_name
+
+    @property
+    def response_type(self) -> str:
+        return self.descriptor.output_type.full_name
+
+
+def _import_all(package_name: str) -> None:
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.endswith("_pb2"):
+            importlib.import_module(f"{package_name}.{info.name}")
+
+
+@cache
+def _load_local_files() -> tuple[str, ...]:
+    """Add our compiled .proto files to the default pool, once per process."""
+    pool = descriptor_pool.Default()
+    names = []
+    for file_proto in compile_protos().file:
+        try:
+            pool.FindFileByName(file_proto.name)
+        except KeyError:
+            pool.AddSerializedFile(file_proto.SerializeToString())
+        names.append(file_proto.name)
+    return tuple(names)
+
+
+class Registry:
+    """Descriptors of every served API family, looked up by full name."""
+
+    def __init__(self, families: tuple[str, ...] | list[str] = FAMILIES) -> None:
+        unknown = set(families) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown API families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
+        self.pool = descriptor_pool.Default()
+        for family in FAMILIES:  # load all so types shared across families always resolve
+            for package_name in WHEEL_PACKAGES[family]:
+                _import_all(package_name)
+        self.local_files = _load_local_files()
+        self.families: dict[str, list[str]] = {
+            family: [svc["name"] for svc in specs.load_inventory(family)["services"]] for family in families
+        }
+        self._methods: dict[str, Method] = {}
+        for family, services in self.families.items():
+            for service_name in services:
+                service = self.service(service_name)
+                for method_descriptor in service.methods:
+                    method = Method(family, service_name, method_descriptor.name, method_descriptor)
+                    self._methods[method.path] = method
+
+    # -- lookups -------------------------------------------------------------
+    def service(self, full_name: str) -> descriptor.ServiceDescriptor:
+        return self.pool.FindServiceByName(full_name)
+
+    def message_descriptor(self, full_name: str) -> descriptor.Descriptor:
+        return self.pool.FindMessageTypeByName(full_name)
+
+    def message_class(self, full_name: str) -> type[message.Message]:
+        return message_factory.GetMessageClass(self.message_descriptor(full_name))
+
+    def enum(self, full_name: str) -> descriptor.EnumDescriptor:
+        return self.pool.FindEnumTypeByName(full_name)
+
+    def method(self, path_or_name: str) -> Method:
+        """A served method by gRPC path (``/pkg.Svc/M``) or dotted name (``pkg.Svc.M``)."""
+        if not path_or_name.startswith("/"):
+            service, _, name = path_or_name.rpartition(".")
+            path_or_name = f"/{service}/{name}"
+        return self._methods[path_or_name]
+
+    def methods(self, family: str | None = None) -> list[Method]:
+        return [m for m in self._methods.values() if family is None or m.family == family]
+
+    def service_names(self) -> list[str]:
+        return [name for services in self.families.values() for name in services]
+
+    def family_of_service(self, service_name: str) -> str:
+        for family, services in self.families.items():
+            if service_name in services:
+                return family
+        raise KeyError(service_name)
+
+    def file_descriptor_set(self, service_names: list[str] | None = None) -> descriptor_pb2.FileDescriptorSet:
+        """The transitive closure of files defining the given services (all by default)."""
+        result = descriptor_pb2.FileDescriptorSet()
+        seen: set[str] = set()
+
+        def add(file: descriptor.FileDescriptor) -> None:
+            if file.name in seen:
+                return
+            seen.add(file.name)
+            for dependency in file.dependencies:
+                add(dependency)
+            file.CopyToProto(result.file.add())
+
+        for name in service_names or self.service_names():
+            add(self.service(name).file)
+        return result
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry of all families, shared within a process (descriptors are immutable)."""
+    return Registry()

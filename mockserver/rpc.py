@@ -1,0 +1,97 @@
+"""Handler table and the vocabulary handlers speak: ``ApiError`` and ``CallContext``.
+
+A handler is a plain function ``fn(request, ctx) -> response`` registered for one
+RPC with :func:`handler`.  It knows nothing of gRPC or HTTP: the server and the
+REST gateway both call it through :mod:`protoconform.mockserver.dispatch`.
+
+Streaming shapes:
+- server streaming: a generator (sync or async) yielding responses;
+- client streaming: ``request`` is an async iterator of request messages;
+- bidi: both.
+A handler may be ``async def`` when it has to wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+if TYPE_CHECKING:
+    from protoconform.mockserver.clock import Clock
+
+
+class ApiError(Exception):
+    """A call that fails with a gRPC status.  ``message`` names the offending field."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+def invalid_argument(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def already_exists(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.ALREADY_EXISTS, message)
+
+
+def failed_precondition(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+@dataclass
+class CallContext:
+    """What a handler may know about the call besides the request."""
+
+    method: str  # gRPC path, "/package.Service/Method"
+    state: Any  # the family's state object
+    clock: Clock
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    defects: frozenset[str] = frozenset()
+    peer: str = ""
+    protocol: str = "grpc"  # "grpc" or "rest": the same handlers serve both
+
+    def defect(self, name: str) -> bool:
+        """True when the named deliberate deviation is switched on (conformance self-test)."""
+        return name in self.defects
+
+
+Handler = Callable[..., Any]
+DEFAULT_VARIANT = "stateful"
+_HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def handler(service: str, method: str, variant: str = DEFAULT_VARIANT) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the implementation of ``service/method``.
+
+    ``variant`` names an alternative behaviour set (e.g. a compatibility mode
+    that answers like another mock); a family's state picks its variant with a
+    ``handler_variant`` attribute, and methods a variant leaves out fall back to
+    the stateful handler.
+    """
+
+    def register(fn: Handler) -> Handler:
+        key = (variant, f"/{service}/{method}")
+        if key in _HANDLERS and _HANDLERS[key] is not fn:
+            raise RuntimeError(f"two {variant} handlers registered for {key[1]}")
+        _HANDLERS[key] = fn
+        return fn
+
+    return register
+
+
+def lookup(path: str, variant: str = DEFAULT_VARIANT) -> Handler | None:
+    return _HANDLERS.get((variant, path)) or _HANDLERS.get((DEFAULT_VARIANT, path))
+
+
+def registered_paths(variant: str = DEFAULT_VARIANT) -> list[str]:
+    return sorted(path for v, path in _HANDLERS if v == variant)

@@ -1,0 +1,114 @@
+"""The mock server: one process, one event loop, gRPC and HTTP over the same state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, TextIO
+
+import grpc
+from aiohttp import web
+
+from protoconform.mockserver import apis, grpc_wiring, httpapp
+from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.dispatch import Dispatcher
+from protoconform.mockserver.registry import Registry, default_registry
+
+log = logging.getLogger(__name__)
+
+
+class MockServer:
+    """Start with :meth:`start`, stop with :meth:`stop`; addresses are known once started."""
+
+    def __init__(self, config: ServerConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.families = apis.load_families(config.families)
+        self.service_names = [s for f in config.families for s in self.registry.families[f]]
+        self.clock = Clock(config.clock_speed)
+        self.dispatcher = Dispatcher(self.registry, {}, self.clock, config.defects)
+        self.reset_state()
+        self.grpc_address = ""
+        self.http_address = ""
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+
+    def reset_state(self) -> None:
+        """Fresh state for every family (control API reset, tests)."""
+        self.clock.cancel_all()
+        self.dispatcher.states = {
+            name: module.create_state(self.config.options(name), self.clock, self.registry)
+            for name, module in self.families.items()
+        }
+
+    @property
+    def states(self) -> dict[str, Any]:
+        return self.dispatcher.states
+
+    async def start(self) -> None:
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ]
+        )
+        grpc_wiring.add_api_services(self._grpc, self.dispatcher, self.service_names)
+        grpc_wiring.add_reflection(self._grpc, self.service_names)
+        await grpc_wiring.add_health(self._grpc, self.service_names)
+        port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        if port == 0:
+            raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.port}")
+        await self._grpc.start()
+        self.grpc_address = _address(self.config.host, port)
+
+        self._http = web.AppRunner(httpapp.build_app(self), access_log=None, handle_signals=False)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.config.host, self.config.http_port)
+        await site.start()
+        http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.http_address = _address(self.config.host, http_port)
+
+        self._clock_task = asyncio.create_task(self.clock.run(), name="clock")
+        for name, module in self.families.items():
+            if hasattr(module, "start"):
+                await module.start(self.states[name])
+
+    async def stop(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
+        for name, module in self.families.items():
+            if hasattr(module, "stop"):
+                await module.stop(self.states[name])
+        if self._http is not None:
+            await self._http.cleanup()
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+
+    def ready_line(self) -> str:
+        return f"protoconform ready grpc={self.grpc_address} http={self.http_address}"
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(config: ServerConfig, out: TextIO = sys.stdout) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    server = MockServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(server.ready_line(), file=out, flush=True)
+    log.info("serving %d services", len(server.service_names))
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()

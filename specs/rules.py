@@ -1,0 +1,167 @@
+"""Rules of an API family, read from ``specs/<family>/*.yaml``.
+
+The rules are the single truth for semantics: the mock server raises the
+status a rule names (:func:`protoconform.mockserver.validation.rule_error`) and
+checks request rules generically, and the conformance suites turn the same
+rules into test cases.  See ``specs/README.md`` for the file format.
+
+Every rule has a stable ``id`` (``<family>.<topic>.<name>``) so a failing
+conformance case names the rule it checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import grpc
+import yaml
+
+# Rule kinds the engines understand.  Request-shape kinds are enforced
+# generically by the mock and turned into negative cases by the suites.
+REQUEST_KINDS = frozenset({"required", "range", "pattern", "length", "nonempty", "enum_defined"})
+KINDS = REQUEST_KINDS | frozenset(
+    {
+        "not_found",  # an id that names nothing -> code
+        "already_exists",  # creating what exists -> code
+        "precondition",  # a call refused in the entity's current state -> code
+        "transition",  # a state machine edge is illegal -> code (see state_machines)
+        "output",  # response fields that must be set
+        "enum_domain",  # response enum fields stay inside the documented domain
+        "behaviour",  # any other documented effect, checked by suites in code
+    }
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str
+    methods: tuple[str, ...]  # full method names "pkg.Service.Method"
+    code: str  # the status this mock answers (the sane one)
+    description: str
+    field: str = ""  # dotted field path the rule is about (named in error messages)
+    real_code: str = ""  # what the real server answers when it differs (by accident or version)
+    real_note: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # kind-specific: min, max, regex, values...
+
+    @property
+    def status(self) -> grpc.StatusCode:
+        return grpc.StatusCode[self.code]
+
+    def accepted_codes(self, strict: bool = True) -> set[str]:
+        """Strict checks want the documented code; lenient ones also accept the real server's."""
+        return {self.code} if strict or not self.real_code else {self.code, self.real_code}
+
+    def matches(self, value: str) -> bool:
+        regex = self.params.get("regex")
+        return bool(regex is None or re.fullmatch(regex, value))
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    name: str
+    enum: str  # full enum name of the state field
+    states: tuple[str, ...]
+    transitions: dict[str, dict[str, str]]  # action -> {from_state: to_state}
+    terminal: tuple[str, ...] = ()
+    illegal_rule: str = ""  # id of the rule giving the code for an illegal transition
+    description: str = ""
+
+    def target(self, action: str, state: str) -> str | None:
+        """The state ``action`` leads to from ``state``, or None when illegal."""
+        return self.transitions.get(action, {}).get(state)
+
+
+@dataclass(frozen=True)
+class FamilyRules:
+    family: str
+    rules: dict[str, Rule]
+    state_machines: dict[str, StateMachine]
+    lists: dict[str, dict[str, Any]]  # full method name -> pagination/sort/filter contract
+    extra: dict[str, Any]  # family-specific data sections (e.g. limits, defaults)
+
+    def rule(self, rule_id: str) -> Rule:
+        try:
+            return self.rules[rule_id]
+        except KeyError:
+            raise KeyError(f"no rule {rule_id!r} in specs/{self.family}") from None
+
+    def for_method(self, method: str, kind: str | None = None) -> list[Rule]:
+        return [r for r in self.rules.values() if method in r.methods and (kind is None or r.kind == kind)]
+
+    def of_kind(self, *kinds: str) -> list[Rule]:
+        return [r for r in self.rules.values() if r.kind in kinds]
+
+
+def _qualify(method: str, package_services: dict[str, str]) -> str:
+    """Accept ``Service.Method`` shorthands when the service name is unique in the family."""
+    service, _, name = method.rpartition(".")
+    if service in package_services:
+        return f"{package_services[service]}.{name}"
+    return method
+
+
+def parse(family: str, documents: list[dict[str, Any]], services: list[str]) -> FamilyRules:
+    short = {s.rpartition(".")[2]: s for s in services}
+    rules: dict[str, Rule] = {}
+    machines: dict[str, StateMachine] = {}
+    lists: dict[str, dict[str, Any]] = {}
+    extra: dict[str, Any] = {}
+    for doc in documents:
+        for raw in doc.get("rules", []):
+            raw = dict(raw)
+            rule_id = raw.pop("id")
+            kind = raw.pop("kind")
+            if kind not in KINDS:
+                raise ValueError(f"rule {rule_id}: unknown kind {kind!r}")
+            if rule_id in rules:
+                raise ValueError(f"rule {rule_id} defined twice")
+            methods = raw.pop("methods", None) or [raw.pop("method")]
+            code = raw.pop("code", "OK")
+            grpc.StatusCode[code]  # noqa: B018 - fail early on a misspelt code
+            rules[rule_id] = Rule(
+                id=rule_id,
+                kind=kind,
+                methods=tuple(_qualify(m, short) for m in methods),
+                code=code,
+                description=raw.pop("description", ""),
+                field=raw.pop("field", ""),
+                real_code=raw.pop("real_code", ""),
+                real_note=raw.pop("real_note", ""),
+                params=raw,
+            )
+        for name, raw in (doc.get("state_machines") or {}).items():
+            machines[name] = StateMachine(
+                name=name,
+                enum=raw["enum"],
+                states=tuple(raw["states"]),
+                transitions={action: dict(edges) for action, edges in raw["transitions"].items()},
+                terminal=tuple(raw.get("terminal", ())),
+                illegal_rule=raw.get("illegal_rule", ""),
+                description=raw.get("description", ""),
+            )
+        for method, contract in (doc.get("lists") or {}).items():
+            lists[_qualify(method, short)] = contract
+        for key, value in doc.items():
+            if key not in {"rules", "state_machines", "lists", "family"}:
+                extra[key] = value
+    return FamilyRules(family, rules, machines, lists, extra)
+
+
+@cache
+def load(family: str) -> FamilyRules:
+    """All rules of a family, from the YAML files packaged under ``specs/<family>/``."""
+    from protoconform.specs import load_inventory
+
+    folder = resources.files("protoconform.specs").joinpath(family)
+    documents = []
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith((".yaml", ".yml")):
+                documents.append(yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
+    services = [s["name"] for s in load_inventory(family)["services"]]
+    return parse(family, documents, services)
