@@ -1,0 +1,1 @@
+"""Load suites (locust users and scenarios) and benchmark scripts."""
