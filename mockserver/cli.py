@@ -30,13 +30,17 @@ def _families(text: str) -> tuple[str, ...]:
         return FAMILIES
     unknown = [n for n in names if n not in FAMILIES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown API family {unknown}; choose from {', '.join(FAMILIES)}, all")
+        raise argparse.ArgumentTypeError(
+            f"unknown API family {unknown}; choose from {', '.join(FAMILIES)}, all"
+        )
     return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)"
+    )
     parser.add_argument(
         "--http-port",
         type=int,

@@ -12,6 +12,7 @@ race with handlers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -116,7 +117,5 @@ class Clock:
             delay = 1.0
             if self._timers and not self.manual:
                 delay = max(0.0, (self._timers[0].due - self.elapsed()) / self.speed)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=min(delay, 1.0))
-            except TimeoutError:
-                pass

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import grpc
 from google.protobuf import message
-
 from protoconform.mockserver import rpc
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.registry import Method, Registry
@@ -79,7 +78,9 @@ class Dispatcher:
         expected = record.method.response_type
         if not isinstance(response, message.Message) or response.DESCRIPTOR.full_name != expected:
             got = type(response).__name__
-            raise rpc.ApiError(grpc.StatusCode.INTERNAL, f"{record.method.path} produced {got}, not {expected}")
+            raise rpc.ApiError(
+                grpc.StatusCode.INTERNAL, f"{record.method.path} produced {got}, not {expected}"
+            )
         return response
 
     async def _begin(self, record: CallRecord) -> rpc.Handler:
@@ -107,7 +108,9 @@ class Dispatcher:
         if isinstance(exc, rpc.ApiError):
             return exc
         log.exception("handler for %s failed", record.method.path)
-        return rpc.ApiError(grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}")
+        return rpc.ApiError(
+            grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}"
+        )
 
     def _recording(self, record: CallRecord, requests: AsyncIterator[message.Message]) -> AsyncIterator[Any]:
         async def recorded() -> AsyncIterator[message.Message]:

@@ -16,7 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha._async import ReflectionServicer
-
 from protoconform.mockserver.dispatch import Dispatcher
 from protoconform.mockserver.registry import Method
 from protoconform.mockserver.rpc import ApiError
@@ -45,25 +44,42 @@ def _decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], messag
     return decode
 
 
+async def _empty_stream() -> AsyncIterator[message.Message]:
+    return
+    yield  # an async generator that yields nothing
+
+
 def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHandler:
     decode = _decoder(dispatcher, method)
 
     def serialize(response: message.Message) -> bytes:
         return response.SerializeToString()
 
-    async def decoded_stream(raw_requests: AsyncIterator[bytes]) -> AsyncIterator[message.Message]:
-        async for raw in raw_requests:
+    async def decoded_stream(
+        first: message.Message, rest: AsyncIterator[bytes]
+    ) -> AsyncIterator[message.Message]:
+        yield first
+        async for raw in rest:
             yield decode(raw)
 
-    def request_of(raw: Any) -> Any:
-        return decoded_stream(raw) if method.client_streaming else decode(raw)
+    async def request_of(raw: Any) -> Any:
+        if not method.client_streaming:
+            return decode(raw)
+        # Decode the first message before any handler runs, so a malformed
+        # stream is refused the same way whatever the method does.
+        stream = raw.__aiter__()
+        try:
+            first = decode(await stream.__anext__())
+        except StopAsyncIteration:
+            return _empty_stream()
+        return decoded_stream(first, stream)
 
     if method.server_streaming:
 
         async def streaming(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[message.Message]:
             try:
                 async for response in dispatcher.stream(
-                    method, request_of(raw), _metadata(context), context.peer()
+                    method, await request_of(raw), _metadata(context), context.peer()
                 ):
                     yield response
             except ApiError as error:
@@ -78,12 +94,16 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
 
     async def single(raw: Any, context: grpc.aio.ServicerContext) -> message.Message:
         try:
-            return await dispatcher.call(method, request_of(raw), _metadata(context), context.peer())
+            return await dispatcher.call(method, await request_of(raw), _metadata(context), context.peer())
         except ApiError as error:
             await context.abort(error.code, error.message)
             raise  # unreachable: abort raises
 
-    factory = grpc.stream_unary_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
+    factory = (
+        grpc.stream_unary_rpc_method_handler
+        if method.client_streaming
+        else grpc.unary_unary_rpc_method_handler
+    )
     return factory(single, request_deserializer=None, response_serializer=serialize)
 
 
@@ -131,7 +151,9 @@ def add_reflection(server: grpc.aio.Server, service_names: list[str]) -> None:
     reflection.enable_server_reflection(names, server)
     servicer = ReflectionServicer(names)
 
-    async def v1_info(raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def v1_info(
+        raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         async def decoded() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
             async for raw in raw_requests:
                 yield reflection_pb2.ServerReflectionRequest.FromString(raw)

@@ -28,7 +28,9 @@ T = TypeVar("T")
 
 
 class ServerProcess:
-    def __init__(self, args: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, args: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 30.0
+    ) -> None:
         self.args = ["serve", "--port", "0", "--http-port", "0", *args]
         self.env = env
         self.timeout = timeout
@@ -65,7 +67,9 @@ class ServerProcess:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 self.stop()
-                raise TimeoutError(f"server not ready in {self.timeout}s:\n" + "\n".join(self.output)) from None
+                raise TimeoutError(
+                    f"server not ready in {self.timeout}s:\n" + "\n".join(self.output)
+                ) from None
             if line is None:
                 raise RuntimeError("server exited before ready:\n" + "\n".join(self.output))
             self.output.append(line)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
-
 from protoconform import specs
 from protoconform.protos import compile_protos
 
@@ -54,7 +53,8 @@ class Method:
     @property
     def kind(self) -> str:
         """``unary_unary``, ``unary_stream``, ``stream_unary`` or ``stream_stream``."""
-        return f"{'stream' if self.client_streaming else 'unary'}_{'stream' if self.server_streaming else 'unary'}"
+        request = "stream" if self.client_streaming else "unary"
+        return f"{request}_{'stream' if self.server_streaming else 'unary'}"
 
     @property
     def request_type(self) -> str:

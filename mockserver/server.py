@@ -11,7 +11,6 @@ from typing import Any, TextIO
 
 import grpc
 from aiohttp import web
-
 from protoconform.mockserver import apis, grpc_wiring, httpapp
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig

@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 from google.protobuf import message
-
 from protoconform.mockserver.rpc import ApiError
 from protoconform.specs.rules import REQUEST_KINDS, FamilyRules, Rule
 
@@ -84,14 +83,16 @@ def violation(rule: Rule, request: message.Message) -> str | None:
             low, high = rule.params.get("min"), rule.params.get("max")
             number = _number(value)
             if (low is not None and number < low) or (high is not None and number > high):
-                bounds = f"between {low} and {high}" if low is not None and high is not None else (
-                    f"at least {low}" if low is not None else f"at most {high}"
+                bounds = (
+                    f"between {low} and {high}"
+                    if low is not None and high is not None
+                    else (f"at least {low}" if low is not None else f"at most {high}")
                 )
                 return f"must be {bounds}, got {number}"
         elif rule.kind == "pattern":
-            if value != "" or rule.params.get("check_empty", False):
-                if not re.fullmatch(rule.params["regex"], str(value)):
-                    return f"{value!r} does not match {rule.params['regex']}"
+            checked = value != "" or rule.params.get("check_empty", False)
+            if checked and not re.fullmatch(rule.params["regex"], str(value)):
+                return f"{value!r} does not match {rule.params['regex']}"
         elif rule.kind == "length":
             low, high = rule.params.get("min", 0), rule.params.get("max")
             if len(value) < low or (high is not None and len(value) > high):

@@ -11,8 +11,9 @@ conformance case names the rule it checked.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -46,7 +47,7 @@ class Rule:
     field: str = ""  # dotted field path the rule is about (named in error messages)
     real_code: str = ""  # what the real server answers when it differs (by accident or version)
     real_note: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # kind-specific: min, max, regex, values...
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # kind-specific: min, max, regex...
 
     @property
     def status(self) -> grpc.StatusCode:
@@ -122,7 +123,7 @@ def parse(family: str, documents: list[dict[str, Any]], services: list[str]) -> 
                 raise ValueError(f"rule {rule_id} defined twice")
             methods = raw.pop("methods", None) or [raw.pop("method")]
             code = raw.pop("code", "OK")
-            grpc.StatusCode[code]  # noqa: B018 - fail early on a misspelt code
+            grpc.StatusCode[code]  # fail early on a misspelt code
             rules[rule_id] = Rule(
                 id=rule_id,
                 kind=kind,

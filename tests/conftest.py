@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 
