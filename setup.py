@@ -5,6 +5,8 @@ are the user's, while the import names must not collide with unrelated PyPI
 packages called ``conformance`` or ``load``.
 """
 
+import os
+
 from setuptools import find_packages, setup
 
 FOLDERS = ["mockserver", "conformance", "load", "specs", "protos"]
@@ -12,6 +14,8 @@ FOLDERS = ["mockserver", "conformance", "load", "specs", "protos"]
 packages: list[str] = []
 package_dir: dict[str, str] = {}
 for folder in FOLDERS:
+    if not os.path.isfile(os.path.join(folder, "__init__.py")):
+        continue  # a part not started yet
     root = f"protoconform.{folder}"
     packages.append(root)
     package_dir[root] = folder
