@@ -1,23 +1,88 @@
-"""kfp: placeholder until its capability lands.
+"""Kubeflow Pipelines v1beta1: ``api.RunService`` with the KFP 1.8.5 server's semantics.
 
-Their stateful semantics (a simulated propeller, events, flytekit end to end)
-come with the Flyte capability; until then every Flyte RPC answers
-UNIMPLEMENTED with a message naming the full method.
+Modules: :mod:`.state` (runs, experiments, pipelines, metrics, artifact objects
+behind a repository), :mod:`.runs` (the ten handlers), :mod:`.listing` (sort,
+filter, page tokens), :mod:`.lifecycle` (statuses on the virtual clock, the
+runtime workflow, how to ask for a failure), :mod:`.templates` (manifests and
+their task graphs), :mod:`.artifacts` (artifact objects), :mod:`.errors`,
+:mod:`.defects` (deliberate deviations for the conformance self-test).  The
+rules live in ``specs/kfp/*.yaml``.
+
+Only RunService is served, so experiments other than "Default", uploaded
+pipelines and jobs are seeded: ``--kfp-experiment NAME[=ID]`` and
+``--kfp-pipeline NAME=FILE[=ID]`` on the command line, or
+:meth:`State.add_experiment` / :meth:`State.add_pipeline` / :meth:`State.add_job`
+in process.
 """
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
 
+from protoconform.mockserver.apis.kfp import runs as _runs  # noqa: F401 - registers the handlers
+from protoconform.mockserver.apis.kfp.lifecycle import Timings
+from protoconform.mockserver.apis.kfp.state import State
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.registry import Registry
 
+__all__ = ["State", "Timings", "add_arguments", "create_state", "options_from_args"]
 
-class State:
-    def __init__(self, clock: Clock, registry: Registry) -> None:
-        self.clock = clock
-        self.registry = registry
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--kfp-task-seconds",
+        type=float,
+        default=Timings.task_seconds,
+        metavar="SECONDS",
+        help="virtual seconds each pipeline task runs (default: %(default)s)",
+    )
+    group.add_argument(
+        "--kfp-experiment",
+        action="append",
+        default=[],
+        metavar="NAME[=ID]",
+        help="create an experiment runs can reference (repeatable)",
+    )
+    group.add_argument(
+        "--kfp-pipeline",
+        action="append",
+        default=[],
+        metavar="NAME=FILE[=ID]",
+        help="upload a pipeline (Argo workflow or pipeline IR, JSON or YAML) for runs by pipeline id "
+        "(repeatable)",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    pipelines = []
+    for item in getattr(args, "kfp_pipeline", []):
+        name, _, rest = item.partition("=")
+        path, _, pipeline_id = rest.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--kfp-pipeline {item!r}: expected NAME=FILE[=ID]")
+        try:
+            manifest = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SystemExit(f"--kfp-pipeline {item!r}: {exc}") from None
+        pipelines.append({"name": name, "manifest": manifest, "id": pipeline_id or None})
+    experiments = []
+    for item in getattr(args, "kfp_experiment", []):
+        name, _, experiment_id = item.partition("=")
+        experiments.append({"name": name, "id": experiment_id or None})
+    return {
+        "task_seconds": getattr(args, "kfp_task_seconds", Timings.task_seconds),
+        "experiments": experiments,
+        "pipelines": pipelines,
+    }
 
 
 def create_state(options: dict[str, Any], clock: Clock, registry: Registry) -> State:
-    return State(clock, registry)
+    timings = Timings(**{k: float(options[k]) for k in Timings.__dataclass_fields__ if k in options})
+    state = State(clock, registry, timings)
+    for experiment in options.get("experiments", []):
+        state.add_experiment(experiment["name"], experiment.get("description", ""), experiment.get("id"))
+    for pipeline in options.get("pipelines", []):
+        state.add_pipeline(pipeline["name"], pipeline["manifest"], pipeline.get("id"))
+    return state
