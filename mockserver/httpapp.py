@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from protoconform.mockserver.server import MockServer
 
 # "module:function" so a provider that is not there yet does not break the others.
-ROUTE_PROVIDERS: list[str] = []
+ROUTE_PROVIDERS: list[str] = [
+    "protoconform.mockserver.gateway:install",
+]
 
 
 def versions() -> dict[str, str]:
