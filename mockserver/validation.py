@@ -42,7 +42,7 @@ def field_values(msg: message.Message, path: str) -> list[Any]:
             if descriptor is None:
                 raise KeyError(f"{value.DESCRIPTOR.full_name} has no field {part!r}")
             current = getattr(value, part)
-            if descriptor.label == descriptor.LABEL_REPEATED and not _is_map(descriptor):
+            if descriptor.is_repeated and not _is_map(descriptor):
                 next_values.extend(current)
             elif descriptor.message_type is not None and not _is_map(descriptor):
                 next_values.append(current if value.HasField(part) else MISSING)
@@ -75,7 +75,9 @@ def violation(rule: Rule, request: message.Message) -> str | None:
         return "must not be empty" if all(_empty(v) for v in field_values(request, rule.field)) else None
     for value in field_values(request, rule.field):
         if rule.kind == "required":
-            if _empty(value):
+            # presence: a set message counts even when empty (proto3 submessages carry presence)
+            missing = (value is MISSING) if rule.params.get("presence") else _empty(value)
+            if missing:
                 return "is required"
         elif value is MISSING:
             continue  # shape rules apply only to values that are there
