@@ -7,6 +7,7 @@ defect modes.  Nothing here knows about wire encodings.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -21,6 +22,8 @@ from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.registry import Method, Registry
 
 log = logging.getLogger(__name__)
+
+JOURNAL_LIMIT = 100  # messages kept per call and direction, so long streams stay bounded
 
 
 @dataclass
@@ -112,14 +115,47 @@ class Dispatcher:
             grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}"
         )
 
-    def _recording(self, record: CallRecord, requests: AsyncIterator[message.Message]) -> AsyncIterator[Any]:
+    def _record(
+        self,
+        method: Method,
+        request: message.Message | AsyncIterator[message.Message],
+        metadata: Mapping[str, str] | None,
+        peer: str,
+        protocol: str,
+    ) -> tuple[CallRecord, Any]:
+        """A new call record, and the request as the handler will see it (streams are recorded as read)."""
+        record = CallRecord(method, protocol, dict(metadata or {}), peer)
+        if isinstance(request, message.Message):
+            record.requests.append(request)
+            return record, request
+
         async def recorded() -> AsyncIterator[message.Message]:
-            async for item in requests:
-                if len(record.requests) < 100:  # keep journals bounded on long streams
+            async for item in request:
+                if len(record.requests) < JOURNAL_LIMIT:
                     record.requests.append(item)
                 yield item
 
-        return recorded()
+        return record, recorded()
+
+    async def _invoke(self, record: CallRecord, request: Any) -> Any:
+        fn = await self._begin(record)
+        result = fn(request, self._context(record))
+        return await result if inspect.isawaitable(result) else result
+
+    @contextlib.asynccontextmanager
+    async def _observed(self, record: CallRecord) -> AsyncIterator[None]:
+        """Turn any handler failure into an ApiError and tell the observers how the call ended."""
+        error: BaseException | None = None
+        try:
+            yield
+        except Exception as exc:
+            error = self._as_api_error(record, exc)
+            raise error from None
+        except BaseException as exc:  # cancellation
+            error = exc
+            raise
+        finally:
+            self._finish(record, error)
 
     async def call(
         self,
@@ -130,28 +166,12 @@ class Dispatcher:
         protocol: str = "grpc",
     ) -> message.Message:
         """A call with a single response (unary or client-streaming)."""
-        record = CallRecord(method, protocol, dict(metadata or {}), peer)
-        if isinstance(request, message.Message):
-            record.requests.append(request)
-        else:
-            request = self._recording(record, request)
-        error: BaseException | None = None
-        try:
-            fn = await self._begin(record)
-            result = fn(request, self._context(record))
-            if inspect.isawaitable(result):
-                result = await result
-            response = self._check_response(record, result)
+        record, request = self._record(method, request, metadata, peer, protocol)
+        async with self._observed(record):
+            response = self._check_response(record, await self._invoke(record, request))
             record.responses.append(response)
             return response
-        except Exception as exc:
-            error = self._as_api_error(record, exc)
-            raise error from None
-        except BaseException as exc:  # cancellation
-            error = exc
-            raise
-        finally:
-            self._finish(record, error)
+        raise AssertionError("unreachable")  # for type checkers: the block returns or raises
 
     async def stream(
         self,
@@ -162,34 +182,20 @@ class Dispatcher:
         protocol: str = "grpc",
     ) -> AsyncIterator[message.Message]:
         """A call with a response stream (server-streaming or bidi)."""
-        record = CallRecord(method, protocol, dict(metadata or {}), peer)
-        if isinstance(request, message.Message):
-            record.requests.append(request)
-        else:
-            request = self._recording(record, request)
-        error: BaseException | None = None
-        try:
-            fn = await self._begin(record)
-            result = fn(request, self._context(record))
-            if inspect.isawaitable(result):
-                result = await result
-            if hasattr(result, "__aiter__"):
-                async for item in result:
-                    response = self._check_response(record, item)
-                    if len(record.responses) < 100:
-                        record.responses.append(response)
-                    yield response
-            else:
-                for item in result:
-                    response = self._check_response(record, item)
-                    if len(record.responses) < 100:
-                        record.responses.append(response)
-                    yield response
-        except Exception as exc:
-            error = self._as_api_error(record, exc)
-            raise error from None
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._finish(record, error)
+        record, request = self._record(method, request, metadata, peer, protocol)
+        async with self._observed(record):
+            async for item in _aiter(await self._invoke(record, request)):
+                response = self._check_response(record, item)
+                if len(record.responses) < JOURNAL_LIMIT:
+                    record.responses.append(response)
+                yield response
+
+
+async def _aiter(items: Any) -> AsyncIterator[Any]:
+    """Handlers may stream with a plain or an async generator."""
+    if hasattr(items, "__aiter__"):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
