@@ -1,0 +1,172 @@
+"""Entities -> wire messages (``SessionRaw``, ``TaskSummary``, ``TaskDetailed``, ``ResultRaw``, ...).
+
+Message classes come from the ``armonik`` wheel's generated modules, which are
+the descriptors the registry serves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from armonik.protogen.common.applications_common_pb2 import ApplicationRaw
+from armonik.protogen.common.partitions_common_pb2 import PartitionRaw
+from armonik.protogen.common.results_common_pb2 import ResultRaw
+from armonik.protogen.common.sessions_common_pb2 import SessionRaw
+from armonik.protogen.common.tasks_common_pb2 import TaskDetailed, TaskSummary
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from protoconform.mockserver.apis.armonik.state import Partition, Result, Session, Task
+
+
+def timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def duration(value: timedelta) -> Duration:
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def _set_time(message: object, name: str, value: datetime | None) -> None:
+    if value is not None:
+        getattr(message, name).FromDatetime(value)
+
+
+def _set_duration(message: object, name: str, value: timedelta | None) -> None:
+    if value is not None:
+        getattr(message, name).FromTimedelta(value)
+
+
+def session_raw(session: Session, with_options: bool = True) -> SessionRaw:
+    raw = SessionRaw(
+        session_id=session.session_id,
+        status=session.status,
+        client_submission=session.client_submission,
+        worker_submission=session.worker_submission,
+        partition_ids=session.partition_ids,
+    )
+    if with_options:
+        raw.options.CopyFrom(session.options)
+    _set_time(raw, "created_at", session.created_at)
+    _set_time(raw, "cancelled_at", session.cancelled_at)
+    _set_time(raw, "closed_at", session.closed_at)
+    _set_time(raw, "purged_at", session.purged_at)
+    _set_time(raw, "deleted_at", session.deleted_at)
+    _set_duration(raw, "duration", session.duration)
+    return raw
+
+
+def task_durations(task: Task) -> dict[str, timedelta | None]:
+    """The derived durations of a task (None until it ended)."""
+    end = task.ended_at
+
+    def since(start: datetime | None) -> timedelta | None:
+        return end - start if end is not None and start is not None else None
+
+    return {
+        "creation_to_end_duration": since(task.created_at),
+        "processing_to_end_duration": since(task.started_at),
+        "received_to_end_duration": since(task.received_at),
+    }
+
+
+_TASK_TIMES = (
+    "created_at",
+    "submitted_at",
+    "received_at",
+    "acquired_at",
+    "fetched_at",
+    "started_at",
+    "processed_at",
+    "ended_at",
+    "pod_ttl",
+)
+
+
+def task_summary(task: Task) -> TaskSummary:
+    summary = TaskSummary(
+        id=task.task_id,
+        session_id=task.session_id,
+        owner_pod_id=task.owner_pod_id,
+        initial_task_id=task.initial_task_id,
+        count_parent_task_ids=len(task.parent_task_ids),
+        count_data_dependencies=len(task.data_dependencies),
+        count_expected_output_ids=len(task.expected_output_ids),
+        count_retry_of_ids=len(task.retry_of_ids),
+        status=task.status,
+        status_message=task.status_message,
+        payload_id=task.payload_id,
+        created_by=task.created_by,
+        error=task.output_error,
+        pod_hostname=task.pod_hostname,
+    )
+    summary.options.CopyFrom(task.options)
+    for name in _TASK_TIMES:
+        _set_time(summary, name, getattr(task, name))
+    for name, value in task_durations(task).items():
+        _set_duration(summary, name, value)
+    return summary
+
+
+def task_detailed(task: Task) -> TaskDetailed:
+    detailed = TaskDetailed(
+        id=task.task_id,
+        session_id=task.session_id,
+        owner_pod_id=task.owner_pod_id,
+        initial_task_id=task.initial_task_id,
+        parent_task_ids=task.parent_task_ids,
+        data_dependencies=task.data_dependencies,
+        expected_output_ids=task.expected_output_ids,
+        retry_of_ids=task.retry_of_ids,
+        status=task.status,
+        status_message=task.status_message,
+        payload_id=task.payload_id,
+        created_by=task.created_by,
+        pod_hostname=task.pod_hostname,
+    )
+    detailed.options.CopyFrom(task.options)
+    for name in _TASK_TIMES:
+        _set_time(detailed, name, getattr(task, name))
+    for name, value in task_durations(task).items():
+        _set_duration(detailed, name, value)
+    if task.final or task.output_error:
+        detailed.output.success = task.output_success
+        detailed.output.error = task.output_error
+    return detailed
+
+
+def result_raw(result: Result, with_created_at: bool = True) -> ResultRaw:
+    raw = ResultRaw(
+        session_id=result.session_id,
+        name=result.name,
+        owner_task_id=result.owner_task_id,
+        status=result.status,
+        result_id=result.result_id,
+        size=result.size,
+        created_by=result.created_by,
+        opaque_id=result.opaque_id,
+        manual_deletion=result.manual_deletion,
+    )
+    if with_created_at:
+        _set_time(raw, "created_at", result.created_at)
+    _set_time(raw, "completed_at", result.completed_at)
+    return raw
+
+
+def partition_raw(partition: Partition) -> PartitionRaw:
+    return PartitionRaw(
+        id=partition.id,
+        parent_partition_ids=partition.parent_partition_ids,
+        pod_reserved=partition.pod_reserved,
+        pod_max=partition.pod_max,
+        pod_configuration=partition.pod_configuration,
+        preemption_percentage=partition.preemption_percentage,
+        priority=partition.priority,
+    )
+
+
+def application_raw(name: str, namespace: str, version: str, service: str) -> ApplicationRaw:
+    return ApplicationRaw(name=name, namespace=namespace, version=version, service=service)

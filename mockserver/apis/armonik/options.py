@@ -1,0 +1,110 @@
+"""ArmoniK family options: what ``serve --armonik-*`` configures (and tests set directly).
+
+``ServerConfig.family_options["armonik"]`` is a plain dict; :func:`parse` turns
+it into :class:`ArmonikOptions`, so tests can write
+``family_options={"armonik": {"partitions": ["default", "gpu:priority=2"]}}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+COMPAT_MODES = ("reference-mock",)
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """One configured partition; text form ``ID[:key=value,...]``.
+
+    Keys: ``priority``, ``pod_max``, ``pod_reserved``, ``preemption``, ``parents``
+    (``|``-separated partition ids) and ``pod.<name>`` (pod configuration entries).
+    """
+
+    id: str
+    priority: int = 1
+    pod_max: int = 100
+    pod_reserved: int = 1
+    preemption_percentage: int = 0
+    parent_partition_ids: tuple[str, ...] = ()
+    pod_configuration: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> PartitionSpec:
+        ident, _, rest = text.partition(":")
+        ident = ident.strip()
+        if not ident:
+            raise ValueError(f"partition {text!r}: the id is empty")
+        values: dict[str, Any] = {}
+        pod: list[tuple[str, str]] = []
+        for item in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"partition {text!r}: {item!r} is not key=value")
+            key = key.strip()
+            if key in ("priority", "pod_max", "pod_reserved"):
+                values[key] = int(value)
+            elif key == "preemption":
+                values["preemption_percentage"] = int(value)
+            elif key == "parents":
+                values["parent_partition_ids"] = tuple(p for p in value.split("|") if p)
+            elif key.startswith("pod."):
+                pod.append((key[4:], value))
+            else:
+                raise ValueError(f"partition {text!r}: unknown key {key!r}")
+        return cls(ident, pod_configuration=tuple(pod), **values)
+
+
+@dataclass(frozen=True)
+class ArmonikOptions:
+    partitions: tuple[PartitionSpec, ...] = (PartitionSpec("default"),)
+    default_partition: str = "default"  # used when a session or task names none
+    data_chunk_max_size: int = 2 * 1024 * 1024  # Results.GetServiceConfiguration
+    max_priority: int = 99  # SubmitTasks refuses a higher task priority
+    # simulated engine, in virtual seconds (the shared clock)
+    dispatch_delay: float = 0.001  # SUBMITTED -> DISPATCHED
+    start_delay: float = 0.001  # DISPATCHED -> PROCESSING
+    processing_time: float = 0.002  # built-in worker: PROCESSING -> end
+    cancel_delay: float = 0.001  # CANCELLING -> CANCELLED
+    max_parallel: int = 256  # tasks in DISPATCHED/PROCESSING at once
+    worker_address: str = ""  # a user's Worker service; empty = the built-in behaviour
+    data_folder: str = ""  # shared folder with an attached worker ("" = a temporary one)
+    compat: str = ""  # "" (stateful) or "reference-mock"
+    core_version: str = ""  # Versions.ListVersions core; "" = this server's version
+    extra: dict[str, Any] = field(default_factory=dict)  # options of other parts (agent, worker)
+
+    @property
+    def handler_variant(self) -> str:
+        from protoconform.mockserver.rpc import DEFAULT_VARIANT
+
+        return self.compat or DEFAULT_VARIANT
+
+
+def parse(raw: dict[str, Any] | None) -> ArmonikOptions:
+    """Options from the plain dict in ``ServerConfig.family_options['armonik']``."""
+    raw = dict(raw or {})
+    known = {f.name for f in fields(ArmonikOptions)}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(raw.pop("extra", {}) or {})
+    for key, value in raw.items():
+        if key not in known:
+            extra[key] = value
+            continue
+        if value is None:
+            continue
+        if key == "partitions":
+            specs = tuple(v if isinstance(v, PartitionSpec) else PartitionSpec.parse(str(v)) for v in value)
+            if specs:
+                values[key] = specs
+        else:
+            values[key] = value
+    if values.get("compat") and values["compat"] not in COMPAT_MODES:
+        raise ValueError(
+            f"--armonik-compat: unknown mode {values['compat']!r}; known: {', '.join(COMPAT_MODES)}"
+        )
+    options = ArmonikOptions(**values, extra=extra)
+    ids = [p.id for p in options.partitions]
+    if "default_partition" not in values and options.default_partition not in ids:
+        # the first configured partition is the default unless one is named
+        options = ArmonikOptions(**{**values, "default_partition": ids[0]}, extra=extra)
+    return options
