@@ -35,7 +35,6 @@ def versions() -> dict[str, str]:
 
 def build_app(server: MockServer) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["server"] = server
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "SERVING", "families": list(server.config.families)})
