@@ -12,10 +12,12 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message
+from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha._async import ReflectionServicer
+from grpc_status import rpc_status
 from protoconform.mockserver.dispatch import Dispatcher
 from protoconform.mockserver.registry import Method
 from protoconform.mockserver.rpc import ApiError
@@ -42,6 +44,15 @@ def _decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], messag
             ) from None
 
     return decode
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
+    if error.details:
+        status = status_pb2.Status(code=error.code.value[0], message=error.message)
+        for detail in error.details:
+            status.details.add().Pack(detail)
+        await context.abort_with_status(rpc_status.to_status(status))
+    await context.abort(error.code, error.message)
 
 
 async def _empty_stream() -> AsyncIterator[message.Message]:
@@ -83,7 +94,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
                 ):
                     yield response
             except ApiError as error:
-                await context.abort(error.code, error.message)
+                await _abort(context, error)
 
         factory = (
             grpc.stream_stream_rpc_method_handler
@@ -96,7 +107,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
         try:
             return await dispatcher.call(method, await request_of(raw), _metadata(context), context.peer())
         except ApiError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
             raise  # unreachable: abort raises
 
     factory = (

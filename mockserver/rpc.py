@@ -13,23 +13,30 @@ A handler may be ``async def`` when it has to wait.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import Message
 
 if TYPE_CHECKING:
     from protoconform.mockserver.clock import Clock
 
 
 class ApiError(Exception):
-    """A call that fails with a gRPC status.  ``message`` names the offending field."""
+    """A call that fails with a gRPC status.  ``message`` names the offending field.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    ``details`` are messages a real server attaches to its status (e.g. KFP's
+    ``api.Error``); gRPC carries them in ``grpc-status-details-bin``, the REST
+    gateway in the error body.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.details = tuple(details)
 
 
 def invalid_argument(message: str) -> ApiError:

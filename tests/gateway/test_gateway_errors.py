@@ -20,7 +20,9 @@ def _v1_error(response: requests.Response, status: int, code: int) -> str:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/json"
     body = response.json()
-    assert set(body) == {"error", "code", "message"}, body
+    # v1 omits empty fields: "details" is there only when the handler attached some (KFP's api.Error)
+    assert set(body) - {"details"} == {"error", "code", "message"}, body
+    assert all("@type" in detail for detail in body.get("details", [])), body
     assert body["code"] == code and body["error"] == body["message"]
     return body["message"]
 

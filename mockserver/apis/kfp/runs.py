@@ -53,15 +53,27 @@ def rpc_method(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def run(request: message.Message, ctx: CallContext) -> message.Message:
             state: State = ctx.state
             _enums(state)
-            check_request(state.rules, f"{SERVICE}.{name}", request)
             try:
+                check_request(state.rules, f"{SERVICE}.{name}", request)
                 return fn(request, ctx)
             except Violation as violation:
-                raise rule_error(state.rules, violation.rule_id, violation.detail) from None
+                raise _with_error_detail(
+                    state, rule_error(state.rules, violation.rule_id, violation.detail), violation.detail
+                ) from None
+            except ApiError as error:
+                raise _with_error_detail(state, error, error.message) from None
 
         return handler(SERVICE, name)(run)
 
     return wrap
+
+
+def _with_error_detail(state: State, error: ApiError, external: str) -> ApiError:
+    """Attach the ``api.Error`` detail the KFP server puts on every failed status."""
+    if not error.details:
+        error_class = state.registry.message_class("api.Error")
+        error.details = (error_class(error_message=external, error_details=error.message),)
+    return error
 
 
 def _run_or_not_found(state: State, run_id: str, rule_id: str) -> RunRecord:
