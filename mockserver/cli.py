@@ -21,6 +21,10 @@ from protoconform.mockserver.registry import FAMILIES
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": (__name__, "run the mock server (gRPC + reflection + health, and the HTTP side)"),
     "specs": ("protoconform.specs.cli", "extract the documented inventory from seed docs; report drift"),
+    "check": (
+        "protoconform.conformance.cli",
+        "check a server (real or mock) against the specs: conformance suites",
+    ),
 }
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # "module:function" so a provider that is not there yet does not break the others.
 ROUTE_PROVIDERS: list[str] = [
+    "protoconform.mockserver.control:install",
     "protoconform.mockserver.gateway:install",
     "protoconform.mockserver.apis.armonik.compat:install_routes",  # no-op unless --armonik-compat
 ]

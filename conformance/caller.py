@@ -1,0 +1,233 @@
+"""Call any method of the target by name and get its outcome as data.
+
+``rpc("Sessions.GetSession", {"session_id": "x"})`` returns a :class:`Reply`
+whatever happens: a status is an answer to compare with a rule, not an
+exception.  Every call is recorded so a failing case can print a reproducer
+(the request as JSON and a ``buf curl`` command line).
+
+Method names may be full (``armonik.api.grpc.v1.sessions.Sessions.GetSession``),
+gRPC paths (``/pkg.Svc/M``) or ``Service.Method`` when the service name is
+unique among the served families.  Requests may be messages or protojson dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, message
+from protoconform.conformance.target import Target
+from protoconform.mockserver.registry import Method, Registry
+
+
+@dataclass
+class Reply:
+    """The outcome of one call."""
+
+    method: Method
+    code: grpc.StatusCode
+    message: str  # status details ("" when OK)
+    requests: list[message.Message]
+    responses: list[message.Message] = field(default_factory=list)
+    elapsed: float = 0.0
+    cut: bool = False  # True when the caller stopped reading an open stream (window or max_responses)
+    trailing_metadata: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.code == grpc.StatusCode.OK
+
+    @property
+    def request(self) -> message.Message | None:
+        return self.requests[0] if self.requests else None
+
+    @property
+    def response(self) -> message.Message | None:
+        return self.responses[0] if self.responses else None
+
+    @property
+    def name(self) -> str:
+        return f"{self.method.service}.{self.method.name}"
+
+    def status(self) -> str:
+        """``OK`` or ``CODE: message``, for failure lines."""
+        return self.code.name if self.ok else f"{self.code.name} ({self.message})"
+
+    def request_json(self) -> str:
+        return "\n".join(to_json(r) for r in self.requests) or "{}"
+
+
+def to_json(msg: message.Message, indent: int | None = None) -> str:
+    return json.dumps(json_format.MessageToDict(msg, preserving_proto_field_name=True), indent=indent)
+
+
+def buf_curl(target: Target, reply: Reply) -> str:
+    """A command line that sends the same request with ``buf curl`` (which uses server reflection)."""
+    words = ["buf", "curl", "--protocol", "grpc"]
+    if not target.tls:
+        words.append("--http2-prior-knowledge")
+    else:
+        if target.ca:
+            words += ["--cacert", target.ca]
+        if target.cert:
+            words += ["--cert", target.cert, "--key", target.key]
+    quoted = [shlex.quote(w) for w in words]
+    if target.token:
+        quoted += ["-H", '"Authorization: Bearer $TOKEN"']  # left for the shell to expand
+    data = " ".join(to_json(r) for r in reply.requests) or "{}"
+    quoted += ["-d", shlex.quote(data), shlex.quote(f"{target.scheme}://{target.address}{reply.method.path}")]
+    return " ".join(quoted)
+
+
+def resolve_method(registry: Registry, name: str) -> Method:
+    """A served method by full name, gRPC path or ``Service.Method`` (when the service name is unique)."""
+    if name.startswith("/"):
+        return registry.method(name)
+    service, _, method = name.rpartition(".")
+    if "." not in service:
+        candidates = sorted(
+            {m.service for m in registry.methods() if m.service.rpartition(".")[2] == service}
+        )
+        if len(candidates) > 1:
+            raise KeyError(f"{name!r} is ambiguous: {', '.join(f'{c}.{method}' for c in candidates)}")
+        if candidates:
+            service = candidates[0]
+    try:
+        return registry.method(f"{service}.{method}")
+    except KeyError:
+        raise KeyError(f"no served method {name!r}") from None
+
+
+class Caller:
+    """The ``rpc`` fixture: calls by method name, records every reply in :attr:`history`."""
+
+    def __init__(self, channel: grpc.Channel, registry: Registry, target: Target) -> None:
+        self.channel = channel
+        self.registry = registry
+        self.target = target
+        self.history: list[Reply] = []
+
+    # -- names and messages ----------------------------------------------------
+    def resolve(self, name: str) -> Method:
+        """A method by full name, gRPC path or unambiguous ``Service.Method``."""
+        return resolve_method(self.registry, name)
+
+    def request_class(self, method: str | Method) -> type[message.Message]:
+        m = method if isinstance(method, Method) else self.resolve(method)
+        return self.registry.message_class(m.request_type)
+
+    def build(self, method: str | Method, data: Any = None) -> message.Message:
+        """A request message from a message, a protojson dict or None (empty)."""
+        cls = self.request_class(method)
+        if data is None:
+            return cls()
+        if isinstance(data, message.Message):
+            return data
+        return json_format.ParseDict(data, cls())
+
+    # -- calls -------------------------------------------------------------------
+    def _callable(self, method: Method) -> Callable[..., Any]:
+        response_class = self.registry.message_class(method.response_type)
+        factory = {
+            "unary_unary": self.channel.unary_unary,
+            "unary_stream": self.channel.unary_stream,
+            "stream_unary": self.channel.stream_unary,
+            "stream_stream": self.channel.stream_stream,
+        }[method.kind]
+        return factory(
+            method.path,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+
+    def __call__(
+        self,
+        method: str | Method,
+        request: Any = None,
+        *,
+        requests: Iterable[Any] | None = None,
+        timeout: float | None = None,
+        window: float | None = None,
+        max_responses: int | None = None,
+        metadata: Iterable[tuple[str, str]] = (),
+    ) -> Reply:
+        """One call.  ``requests`` feeds client streams; ``window`` (seconds) or ``max_responses``
+        stop reading a server stream that would stay open, and mark the reply ``cut``."""
+        m = method if isinstance(method, Method) else self.resolve(method)
+        if m.client_streaming:
+            items = [
+                self.build(m, r) for r in (requests if requests is not None else [request] if request else [])
+            ]
+        else:
+            items = [self.build(m, request)]
+        reply = Reply(m, grpc.StatusCode.OK, "", items)
+        self.history.append(reply)
+        stub = self._callable(m)
+        deadline = timeout if timeout is not None else self.target.timeout
+        started = time.monotonic()
+        kwargs: dict[str, Any] = {"timeout": deadline, "metadata": list(metadata) or None}
+        try:
+            if not m.server_streaming:
+                argument = iter(items) if m.client_streaming else items[0]
+                response, call = stub.with_call(argument, **kwargs)
+                reply.responses.append(response)
+                reply.trailing_metadata = tuple(call.trailing_metadata() or ())
+            else:
+                argument = iter(items) if m.client_streaming else items[0]
+                call = stub(argument, **kwargs)
+                self._read_stream(call, reply, window, max_responses)
+        except grpc.RpcError as exc:
+            if reply.cut and exc.code() == grpc.StatusCode.CANCELLED:
+                pass  # we hung up ourselves
+            else:
+                reply.code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                reply.message = exc.details() or "" if hasattr(exc, "details") else str(exc)
+        reply.elapsed = time.monotonic() - started
+        return reply
+
+    def _read_stream(self, call: Any, reply: Reply, window: float | None, max_responses: int | None) -> None:
+        timer = None
+        if window is not None:
+
+            def hang_up() -> None:
+                reply.cut = True
+                call.cancel()
+
+            timer = threading.Timer(window, hang_up)
+            timer.daemon = True
+            timer.start()
+        try:
+            for response in call:
+                reply.responses.append(response)
+                if max_responses is not None and len(reply.responses) >= max_responses:
+                    reply.cut = True
+                    call.cancel()
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def open(
+        self,
+        method: str | Method,
+        request: Any = None,
+        *,
+        requests: Iterable[Any] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[message.Message]:
+        """A raw streaming call (an iterator with ``cancel()``), for cases that steer a stream
+        themselves; the request is recorded like any other call."""
+        m = method if isinstance(method, Method) else self.resolve(method)
+        items = [self.build(m, r) for r in requests] if requests is not None else [self.build(m, request)]
+        self.history.append(Reply(m, grpc.StatusCode.OK, "", items))
+        argument = iter(items) if m.client_streaming else items[0]
+        return self._callable(m)(argument, timeout=timeout if timeout is not None else self.target.timeout)
+
+    def last(self) -> Reply | None:
+        return self.history[-1] if self.history else None

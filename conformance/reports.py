@@ -1,0 +1,147 @@
+"""Results of a run as data, and the JSON report.
+
+Every case of a run becomes a :class:`CaseResult`.  The :class:`Report` derives
+what the other formats show: the score per family, the matrix of service, method and
+suite, the failures with their reproducers, and which rules of the
+selected families no case checked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTCOMES = ("passed", "failed", "known", "skipped")
+# How a matrix cell sums up its cases: the worst outcome wins.
+CELL_ORDER = ("failed", "known", "passed", "skipped")
+
+
+@dataclass
+class CaseResult:
+    nodeid: str
+    family: str
+    service: str  # full service name
+    method: str  # method name ("" for service-level cases)
+    suite: str
+    rule: str
+    outcome: str  # passed | failed | known | skipped
+    duration: float = 0.0
+    line: str = ""  # "rule <id> on <Service.Method>: expected <X>, got <Y>"
+    expected: str = ""
+    actual: str = ""
+    details: str = ""
+    reason: str = ""  # why skipped, or the baseline's reason for a known deviation
+    reproducer: dict[str, str] | None = None  # {"method", "request", "command"}
+
+    @property
+    def short_method(self) -> str:
+        service = self.service.rpartition(".")[2]
+        return f"{service}.{self.method}" if self.method else service
+
+
+@dataclass
+class Report:
+    target: dict[str, Any]
+    families: list[str]
+    suites: list[str]
+    seed: int
+    max_examples: int
+    read_only: bool
+    lenient: bool
+    started: float = field(default_factory=time.time)
+    finished: float = 0.0
+    results: list[CaseResult] = field(default_factory=list)
+    methods: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # family -> service -> methods
+    rules: dict[str, list[str]] = field(default_factory=dict)  # family -> rule ids in specs
+    stale_baseline: list[dict[str, str]] = field(default_factory=list)
+    exit_status: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def counts(self, family: str | None = None) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for r in self.results:
+            if family is None or r.family == family:
+                counts[r.outcome] += 1
+        return counts
+
+    def scores(self) -> dict[str, dict[str, Any]]:
+        """Per family: outcome counts and the score, passed / (passed + failed + known)."""
+        table = {}
+        for family in self.families:
+            counts = self.counts(family)
+            judged = counts["passed"] + counts["failed"] + counts["known"]
+            table[family] = {
+                **counts,
+                "score": round(100.0 * counts["passed"] / judged, 1) if judged else None,
+            }
+        return table
+
+    def matrix(self) -> dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]]:
+        """family -> service -> method -> suite -> {outcome: count}; methods without cases stay empty."""
+        grid: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = {}
+        for family in self.families:
+            services = grid.setdefault(family, {})
+            for service, methods in self.methods.get(family, {}).items():
+                for method in methods:
+                    services.setdefault(service, {}).setdefault(method, {})
+        for r in self.results:
+            cell = (
+                grid.setdefault(r.family, {})
+                .setdefault(r.service, {})
+                .setdefault(r.method or "(service)", {})
+                .setdefault(r.suite, {})
+            )
+            cell[r.outcome] = cell.get(r.outcome, 0) + 1
+        return grid
+
+    @staticmethod
+    def cell_state(cell: dict[str, int] | None) -> str:
+        if not cell:
+            return "n.a."
+        for outcome in CELL_ORDER:
+            if cell.get(outcome):
+                return outcome
+        return "n.a."
+
+    def failures(self) -> list[CaseResult]:
+        return [r for r in self.results if r.outcome in ("failed", "known")]
+
+    def uncovered_rules(self) -> dict[str, list[str]]:
+        """Rules of the selected families that no case of this run named."""
+        named = {r.rule for r in self.results if r.rule}
+        return {family: sorted(set(ids) - named) for family, ids in self.rules.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tool": "protoconform check",
+            "target": self.target,
+            "families": self.families,
+            "suites": self.suites,
+            "seed": self.seed,
+            "max_examples": self.max_examples,
+            "read_only": self.read_only,
+            "lenient": self.lenient,
+            "started": self.started,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "exit_status": self.exit_status,
+            "totals": self.counts(),
+            "scores": self.scores(),
+            "matrix": self.matrix(),
+            "failures": [r.line for r in self.failures() if r.outcome == "failed"],
+            "known": [{"line": r.line, "reason": r.reason} for r in self.failures() if r.outcome == "known"],
+            "stale_baseline": self.stale_baseline,
+            "uncovered_rules": self.uncovered_rules(),
+            "cases": [{**asdict(r), "method": r.method} for r in self.results],
+        }
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,184 @@
+"""The mock's HTTP control API, under ``/control/`` on the HTTP port.
+
+It lets a test or the conformance harness drive the mock from outside:
+
+==========================  ================================================================
+``GET  /control``           index of the endpoints below
+``POST /control/reset``     fresh state for every family; also clears the journal and counts
+                            (body ``{"journal": false}`` keeps them, ``{"defects": true}`` also
+                            switches every defect mode off)
+``GET  /control/journal``   recorded calls (``?since=SEQ`` ``&method=Svc.M`` ``&limit=N``):
+                            method, requests and responses as protojson, status, timing, protocol
+``DELETE /control/journal`` forget the journal and the counts
+``GET  /control/calls``     call counts per method
+``GET  /control/defects``   the defect catalogue and the active modes
+``PUT  /control/defects``   replace the active set: ``{"active": [names]}``
+``PUT  /control/defects/N`` switch mode N on; ``DELETE`` switches it off
+``GET  /control/clock``     virtual time, speed, pending timers
+``POST /control/clock/advance``  ``{"seconds": S}`` moves virtual time (timers fire in order)
+==========================  ================================================================
+
+Everything runs on the server's event loop, like the handlers, so state is
+never touched from two places at once.  :mod:`.client` is the Python client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from protoconform.mockserver.control.defects import catalogue
+from protoconform.mockserver.control.journal import Journal
+
+if TYPE_CHECKING:
+    from protoconform.mockserver.server import MockServer
+
+PREFIX = "/control"
+JOURNAL_KEY = web.AppKey("control_journal", Journal)
+
+
+def journal_of(server: MockServer) -> Journal | None:
+    """The journal observing ``server``'s dispatcher, if the control API is installed."""
+    for observer in server.dispatcher.observers:
+        if isinstance(observer, Journal):
+            return observer
+    return None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
+
+
+def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: {raw!r} is not an integer") from None
+
+
+def install(app: web.Application, server: MockServer) -> None:
+    journal = journal_of(server)
+    if journal is None:
+        journal = Journal(server.registry)
+        server.dispatcher.observers.append(journal)
+    app[JOURNAL_KEY] = journal
+    defects = server.dispatcher.defects  # a live set: handlers see changes on their next call
+
+    def defect_state() -> dict[str, Any]:
+        return {"available": catalogue(), "active": sorted(defects)}
+
+    async def index(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "endpoints": [
+                    "POST /control/reset",
+                    "GET /control/journal?since=&method=&limit=",
+                    "DELETE /control/journal",
+                    "GET /control/calls",
+                    "GET /control/defects",
+                    "PUT /control/defects",
+                    "PUT|DELETE /control/defects/{name}",
+                    "GET /control/clock",
+                    "POST /control/clock/advance",
+                ],
+                "families": list(server.config.families),
+            }
+        )
+
+    async def reset(request: web.Request) -> web.Response:
+        body = await _body(request)
+        server.reset_state()
+        if body.get("journal", True):
+            journal.clear()
+        if body.get("defects", False):
+            defects.clear()
+        return web.json_response({"reset": True, "families": list(server.config.families)})
+
+    async def get_journal(request: web.Request) -> web.Response:
+        since = _int_param(request, "since", 0) or 0
+        limit = _int_param(request, "limit", None)
+        methods = [m for value in request.query.getall("method", []) for m in value.split(",") if m]
+        entries = journal.entries(since=since, methods=methods, limit=limit)
+        return web.json_response({"entries": entries, "last": journal.last_seq()})
+
+    async def clear_journal(request: web.Request) -> web.Response:
+        journal.clear()
+        return web.json_response({"cleared": True})
+
+    async def calls(request: web.Request) -> web.Response:
+        counts = dict(sorted(journal.counts.items()))
+        return web.json_response({"counts": counts, "total": sum(counts.values())})
+
+    async def get_defects(request: web.Request) -> web.Response:
+        return web.json_response(defect_state())
+
+    def known(name: str) -> str:
+        if name not in catalogue():
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"unknown defect mode {name!r}", "available": sorted(catalogue())}),
+                content_type="application/json",
+            )
+        return name
+
+    async def put_defects(request: web.Request) -> web.Response:
+        body = await _body(request)
+        active = body.get("active")
+        if not isinstance(active, list) or not all(isinstance(n, str) for n in active):
+            raise web.HTTPBadRequest(text='body must be {"active": ["defect name", ...]}')
+        names = {known(n) for n in active}
+        defects.clear()
+        defects.update(names)
+        return web.json_response(defect_state())
+
+    async def switch_on(request: web.Request) -> web.Response:
+        defects.add(known(request.match_info["name"]))
+        return web.json_response(defect_state())
+
+    async def switch_off(request: web.Request) -> web.Response:
+        defects.discard(known(request.match_info["name"]))
+        return web.json_response(defect_state())
+
+    def clock_state() -> dict[str, Any]:
+        clock = server.clock
+        return {
+            "now": clock.now().isoformat(),
+            "elapsed": clock.elapsed(),
+            "speed": clock.speed,
+            "manual": clock.manual,
+            "pending_timers": clock.pending(),
+        }
+
+    async def get_clock(request: web.Request) -> web.Response:
+        return web.json_response(clock_state())
+
+    async def advance(request: web.Request) -> web.Response:
+        body = await _body(request)
+        seconds = body.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise web.HTTPBadRequest(text='body must be {"seconds": <number >= 0>}')
+        ran = server.clock.advance(float(seconds))
+        return web.json_response({"timers_run": ran, **clock_state()})
+
+    app.router.add_get(PREFIX, index)
+    app.router.add_post(f"{PREFIX}/reset", reset)
+    app.router.add_get(f"{PREFIX}/journal", get_journal)
+    app.router.add_delete(f"{PREFIX}/journal", clear_journal)
+    app.router.add_get(f"{PREFIX}/calls", calls)
+    app.router.add_get(f"{PREFIX}/defects", get_defects)
+    app.router.add_put(f"{PREFIX}/defects", put_defects)
+    app.router.add_put(f"{PREFIX}/defects/{{name}}", switch_on)
+    app.router.add_delete(f"{PREFIX}/defects/{{name}}", switch_off)
+    app.router.add_get(f"{PREFIX}/clock", get_clock)
+    app.router.add_post(f"{PREFIX}/clock/advance", advance)

@@ -1,0 +1,102 @@
+"""Python client for the mock's control API (see :mod:`protoconform.mockserver.control`).
+
+control = ControlClient("http://127.0.0.1:8080")
+control.reset()
+with control.defect("kfp.sort-ignored"):
+    ...                      # the mock misbehaves in this block only
+calls = control.journal(method="api.RunService.CreateRun")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import requests
+
+
+class ControlError(RuntimeError):
+    """The control API answered with an error, or could not be reached."""
+
+
+class ControlClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        if "://" not in base_url:
+            base_url = f"http://{base_url}"
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/control"):
+            self.base_url += "/control"
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def _call(self, verb: str, path: str = "", **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._session.request(verb, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ControlError(f"control API at {self.base_url} unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise ControlError(f"{verb} {url} -> HTTP {response.status_code}: {response.text.strip()[:300]}")
+        return response.json()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- endpoints -----------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return self._call("GET")
+
+    def reset(self, journal: bool = True, defects: bool = False) -> None:
+        """Fresh state; by default also forgets the journal, keeps the defect modes."""
+        self._call("POST", "/reset", json={"journal": journal, "defects": defects})
+
+    def journal(
+        self, since: int = 0, method: str | Iterable[str] = (), limit: int | None = None
+    ) -> list[dict]:
+        params: dict[str, Any] = {"since": since}
+        if isinstance(method, str):
+            method = [method] if method else []
+        if method:
+            params["method"] = ",".join(method)
+        if limit is not None:
+            params["limit"] = limit
+        return self._call("GET", "/journal", params=params)["entries"]
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest journal entry (0 when empty): a bookmark for ``since``."""
+        return int(self._call("GET", "/journal", params={"limit": 0})["last"])
+
+    def clear_journal(self) -> None:
+        self._call("DELETE", "/journal")
+
+    def calls(self) -> dict[str, int]:
+        return self._call("GET", "/calls")["counts"]
+
+    def defects(self) -> dict[str, str]:
+        """The catalogue: every defect mode the mock offers, name -> description."""
+        return self._call("GET", "/defects")["available"]
+
+    def active_defects(self) -> list[str]:
+        return self._call("GET", "/defects")["active"]
+
+    def set_defect(self, name: str, on: bool = True) -> None:
+        self._call("PUT" if on else "DELETE", f"/defects/{name}")
+
+    def set_defects(self, names: Iterable[str]) -> None:
+        self._call("PUT", "/defects", json={"active": list(names)})
+
+    @contextlib.contextmanager
+    def defect(self, name: str) -> Iterator[None]:
+        """Switch one defect mode on for the duration of a block."""
+        self.set_defect(name, True)
+        try:
+            yield
+        finally:
+            self.set_defect(name, False)
+
+    def clock(self) -> dict[str, Any]:
+        return self._call("GET", "/clock")
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        return self._call("POST", "/clock/advance", json={"seconds": seconds})

@@ -1,0 +1,84 @@
+"""`protoconform check --api all` against the clean mock, with three seeds.
+
+Each seed runs on a fresh mock (two at a time).  Every run: all suites pass, nothing
+fails.  Seed 0 writes the JUnit, JSON and HTML reports, which are checked.  Every case
+has the same outcome under every seed (no flaky case).  The elapsed time is printed
+and must stay under five minutes.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from engine_support import CheckRun, Engine, run_check
+from protoconform.conformance import known_suites
+from protoconform.mockserver.control.client import ControlClient
+from protoconform.mockserver.launcher import ServerProcess
+
+BUDGET_SECONDS = 300
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[CheckRun, Path]]:
+    folder = tmp_path_factory.mktemp("check")
+
+    def one(seed: int) -> tuple[CheckRun, Path]:
+        reports = (
+            ["--junit", str(folder / "check.xml"), "--html", str(folder / "check.html")] if seed == 0 else []
+        )
+        with ServerProcess() as process:
+            engine = Engine(process, ControlClient(process.http_url))
+            args = ["--api", "all", "--seed", str(seed), *reports]
+            return run_check(args, folder, name=f"seed{seed}", engine=engine), folder
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(SEEDS, pool.map(one, SEEDS), strict=True))
+
+
+def _failures(run: CheckRun) -> str:
+    lines = [line for line in run.stdout.splitlines() if line.startswith("FAIL ")]
+    return "\n".join(lines) or run.stdout[-4000:] + run.stderr[-2000:]
+
+
+def test_clean_mock_passes_every_suite(runs: dict[int, tuple[CheckRun, Path]]) -> None:
+    run, folder = runs[0]
+    assert run.status == 0, _failures(run)
+    elapsed = [line for line in run.stdout.splitlines() if line.startswith("elapsed: ")]
+    assert elapsed, run.stdout[-2000:]
+    print(f"\ncheck --api all against the clean mock: {elapsed[-1]} (wall {run.elapsed:.1f} s)")
+    assert run.elapsed < BUDGET_SECONDS
+
+    report = run.report
+    assert report is not None and report["totals"]["failed"] == 0
+    assert set(report["families"]) == {"armonik", "kfp"}
+    suites_passed = {case["suite"] for case in report["cases"] if case["outcome"] == "passed"}
+    assert suites_passed == set(known_suites()), suites_passed  # every suite had passing cases
+    assert all(row["score"] == 100.0 for row in report["scores"].values()), report["scores"]
+
+    root = ET.parse(folder / "check.xml").getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    assert suite is not None
+    assert int(suite.get("failures", "1")) == 0 and int(suite.get("errors", "1")) == 0
+    cases = suite.findall("testcase")
+    assert len(cases) == len(report["cases"])
+    properties = {p.get("name") for case in cases for p in case.iter("property")}
+    assert {"rule", "method", "family", "suite"} <= properties
+
+    page = (folder / "check.html").read_text()
+    assert 'id="score-armonik"' in page and 'id="score-kfp"' in page and "No failures." in page
+
+
+def test_three_seeds_no_failure_no_flaky(runs: dict[int, tuple[CheckRun, Path]]) -> None:
+    outcomes = {}
+    for seed, (run, _) in runs.items():
+        assert run.status == 0, f"seed {seed}:\n{_failures(run)}"
+        assert run.report is not None
+        outcomes[seed] = {case["nodeid"]: case["outcome"] for case in run.report["cases"]}
+    first = outcomes[SEEDS[0]]
+    for seed in SEEDS[1:]:
+        changed = {k for k in first.keys() | outcomes[seed].keys() if first.get(k) != outcomes[seed].get(k)}
+        assert not changed, f"seed {seed} differs on {sorted(changed)[:10]}"

@@ -1,0 +1,82 @@
+"""Proof of power: every defect mode of the mock, switched on alone, makes `check` fail
+with the rule and method that conformance/defect_rules.yaml names for it.
+
+The defect modes come from the mock's control API (so a new one cannot be forgotten);
+two mocks run the proofs two at a time.  The figure "defects caught: N/N" is printed
+and must be 100%.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from queue import Queue
+
+import yaml
+from engine_support import CheckRun, Engine, run_check
+from protoconform.mockserver.control.client import ControlClient
+from protoconform.mockserver.launcher import ServerProcess
+
+
+def expectations() -> dict[str, dict]:
+    text = resources.files("protoconform.conformance").joinpath("defect_rules.yaml").read_text()
+    return yaml.safe_load(text)["defects"]
+
+
+def _family(expected: dict) -> str:
+    return expected["rule"].split(".")[0]  # rule ids start with their family
+
+
+def test_every_defect_is_caught(tmp_path: Path) -> None:
+    with ServerProcess() as first:
+        catalogue = ControlClient(first.http_url).defects()
+    assert len(catalogue) >= 12
+    wanted = expectations()
+    unmapped = sorted(name for name in catalogue if not (wanted.get(name) or {}).get("rule"))
+    assert not unmapped, f"defect modes without an expected rule in defect_rules.yaml: {unmapped}"
+
+    servers: Queue[Engine] = Queue()
+    processes = [ServerProcess().start() for _ in range(2)]
+    for process in processes:
+        servers.put(Engine(process, ControlClient(process.http_url)))
+
+    def prove(name: str) -> tuple[str, CheckRun, bool]:
+        engine = servers.get()
+        try:
+            expected = wanted[name]
+            engine.control.reset(defects=True)
+            engine.control.set_defects([name])
+            family = _family(expected)
+            selection = ["--api", family, "--suite", expected["suite"]]
+            if expected["suite"] != "stateful":  # state models check many rules under one case
+                selection += ["--rule", expected["rule"]]
+            run = run_check(selection, tmp_path, name=name, engine=engine)
+            engine.control.set_defects([])
+        finally:
+            servers.put(engine)
+        methods = set(expected.get("methods") or [])
+        caught = any(
+            rule == expected["rule"] and (not methods or method in methods)
+            for rule, method in run.failed_rules()
+        )
+        return name, run, caught and run.status == 1
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(prove, sorted(catalogue)))
+    finally:
+        for process in processes:
+            process.stop()
+    caught = [name for name, _, ok in results if ok]
+    print(f"\ndefects caught: {len(caught)}/{len(results)}")
+    missed = []
+    for name, run, ok in results:
+        lines = [line for line in run.stdout.splitlines() if line.startswith("FAIL ")]
+        verdict = "caught" if ok else "MISSED"
+        print(f"  {verdict} {name} ({run.elapsed:.1f} s): {lines[0] if lines else 'no failure'}")
+        if not ok:
+            missed.append(
+                f"{name} (want {wanted[name]['rule']}): " + ("; ".join(lines[:3]) or run.stdout[-500:])
+            )
+    assert not missed, "\n".join(missed)

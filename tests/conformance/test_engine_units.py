@@ -1,0 +1,212 @@
+"""Pieces of the conformance engine on their own: paths, examples, baseline, reports, reproducers."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import grpc
+import pytest
+from protoconform.conformance import examples as ex
+from protoconform.conformance import paths
+from protoconform.conformance.baseline import BaselineError, load
+from protoconform.conformance.caller import Caller, Reply, buf_curl, resolve_method
+from protoconform.conformance.reports import CaseResult, Report
+from protoconform.conformance.target import Target, TargetError, split_address
+from protoconform.conformance.verdict import Mismatch
+from protoconform.mockserver.registry import default_registry
+from protoconform.specs.rules import parse
+
+REGISTRY = default_registry()
+
+
+def response_of(name: str):  # type: ignore[no-untyped-def]
+    return REGISTRY.message_descriptor(resolve_method(REGISTRY, name).response_type)
+
+
+def request_of(name: str):  # type: ignore[no-untyped-def]
+    return REGISTRY.message_descriptor(resolve_method(REGISTRY, name).request_type)
+
+
+def test_fit_finds_the_same_field_in_other_messages() -> None:
+    reference = paths.reference_for("result.status", [response_of("Results.GetResult")])
+    assert paths.fit("result.status", response_of("Results.GetResult"), reference) == "result.status"
+    assert paths.fit("result.status", response_of("Results.ListResults"), reference) == "results.status"
+    task = paths.reference_for("task.status", [response_of("Tasks.GetTask")])
+    assert paths.fit("task.status", response_of("Tasks.CountTasksByStatus"), task) == "status.status"
+    assert paths.fit("session_id", request_of("Results.UploadResultData")) == "id.session_id"
+    with pytest.raises(paths.PathError):
+        paths.fit("no_such_field", request_of("Sessions.GetSession"))
+
+
+def test_values_clear_and_assign_follow_repeated_fields() -> None:
+    cls = REGISTRY.message_class(resolve_method(REGISTRY, "Tasks.SubmitTasks").request_type)
+    msg = cls(session_id="s")
+    msg.task_creations.add(payload_id="p1", expected_output_keys=["o1"])
+    msg.task_creations.add(payload_id="p2")
+    assert paths.values_at(msg, "task_creations.payload_id") == ["p1", "p2"]
+    paths.assign(msg, "task_creations.data_dependencies", "d")
+    assert list(msg.task_creations[0].data_dependencies) == ["d"]
+    paths.clear(msg, "task_creations.payload_id")
+    assert [t.payload_id for t in msg.task_creations] == ["", "p2"]
+    paths.clear(msg, "task_creations.payload_id", everywhere=True)
+    assert [t.payload_id for t in msg.task_creations] == ["", ""]
+    assert paths.values_at(cls(), "task_options.priority") == [paths.MISSING]
+    assert not paths.is_set(paths.MISSING) and not paths.is_set("") and paths.is_set(cls())
+
+
+def test_placeholders_and_templates() -> None:
+    template = {"a": "${x.id}", "b": [{"c": "${y.list.0}-${ns}"}], "d": 3}
+    assert ex.placeholders(template) == {"x", "y", "ns"}
+    assert ex.placeholders(ex.without(template, "a")) == {"y", "ns"}
+    stream = [{"id": {"session_id": "${s.id}"}}, {"data_chunk": "eA=="}]
+    assert ex.without(stream, "id.session_id") == [{"id": {}}, {"data_chunk": "eA=="}]
+    camel = {"taskCreations": [{"payloadId": "${p.id}"}, {"payloadId": "${q.id}"}]}
+    assert ex.placeholders(ex.without(camel, "task_creations.payload_id")) == {"q"}
+    assert ex.placeholders(ex.without(camel, "task_creations.payload_id", everywhere=True)) == set()
+
+
+def test_scenario_resolves_values_and_json_strings() -> None:
+    scenario = ex.Scenario(None, "ns1", random.Random(1), [])  # type: ignore[arg-type]
+    bindings = {"run": {"id": "r1", "n": 7, "manifest": '{"metadata": {"name": "wf-1"}}'}}
+    assert scenario.resolve("${run.n}", bindings) == 7  # a whole placeholder keeps its type
+    assert scenario.resolve("id=${run.id}", bindings) == "id=r1"
+    assert scenario.resolve("${run.manifest.metadata.name}", bindings) == "wf-1"
+    assert scenario.resolve("${ns}", {}) == "ns1"
+    assert scenario.resolve("${unique}", {}) != scenario.resolve("${unique}", {})
+    again = ex.Scenario(None, "ns1", random.Random(1), [])  # type: ignore[arg-type]
+    assert again.fresh_id() == ex.Scenario(None, "ns1", random.Random(1), []).fresh_id()  # type: ignore[arg-type]
+    with pytest.raises(Mismatch):
+        scenario.resolve("${run.missing}", bindings)
+
+
+def test_family_examples_needed_steps_and_effects() -> None:
+    book = ex.book("armonik")
+    example = book.example(resolve_method(REGISTRY, "Tasks.SubmitTasks").service + ".SubmitTasks")
+    assert example is not None
+    assert [s.name for s in book.needed(example, example.template)] == ["session", "inputs", "outputs"]
+    # Without the payload, the step creating it is not needed; the session still is.
+    template = ex.without(example.template, "task_creations.payload_id")
+    assert [s.name for s in book.needed(example, template)] == ["session", "outputs"]
+    assert not book.mutating("armonik.api.grpc.v1.sessions.Sessions.GetSession")
+    assert book.mutating("armonik.api.grpc.v1.sessions.Sessions.CreateSession")
+    assert "armonik.api.grpc.v1.sessions.Sessions.CreateSession" in book.calls(example.given)
+
+
+def test_examples_data_errors_are_reported() -> None:
+    services = REGISTRY.families["armonik"]
+    documents = [{"examples": {"Sessions.GetSession": {"request": {"session_id": "${nothing.id}"}}}}]
+    rules = parse("armonik", documents, services)
+    with pytest.raises(ex.ExampleError, match="unbound"):
+        ex.FamilyExamples("armonik", REGISTRY, rules)
+    bad = parse("armonik", [{"examples": {"Sessions.NoSuchMethod": {"request": {}}}}], services)
+    with pytest.raises(ex.ExampleError, match="not a served method"):
+        ex.FamilyExamples("armonik", REGISTRY, bad)
+
+
+def test_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.yaml"
+    path.write_text(
+        "deviations:\n"
+        "  - {rule: a.b.c, method: Svc.M, reason: known}\n"
+        "  - {rule: a.b.d, reason: every method}\n"
+    )
+    base = load(path)
+    assert base.match("a.b.c", "pkg.Svc.M") is not None
+    assert base.match("a.b.c", "pkg.Svc.Other") is None
+    assert base.match("a.b.d", "pkg.X.Y") is not None
+    assert base.match("", "pkg.Svc.M") is None
+    path.write_text("deviations:\n  - {rule: x}\n")
+    with pytest.raises(BaselineError, match="reason"):
+        load(path)
+
+
+def test_reports_matrix_and_scores() -> None:
+    report = Report(
+        target={}, families=["kfp"], suites=["rules"], seed=0, max_examples=1, read_only=False, lenient=False
+    )
+    report.methods = {"kfp": {"api.RunService": ["GetRun", "ListRuns", "DeleteRun"]}}
+    report.rules = {"kfp": ["r1", "r2", "r3"]}
+    for outcome, method, rule in (
+        ("passed", "GetRun", "r1"),
+        ("failed", "GetRun", "r2"),
+        ("skipped", "ListRuns", ""),
+    ):
+        report.results.append(CaseResult("n", "kfp", "api.RunService", method, "rules", rule, outcome))
+    grid = report.matrix()["kfp"]["api.RunService"]
+    assert Report.cell_state(grid["GetRun"]["rules"]) == "failed"
+    assert Report.cell_state(grid["ListRuns"]["rules"]) == "skipped"
+    assert Report.cell_state(grid["DeleteRun"].get("rules")) == "n.a."
+    assert report.scores()["kfp"]["score"] == 50.0
+    assert report.uncovered_rules() == {"kfp": ["r3"]}
+
+
+def test_buf_curl_reproducer_quotes_and_hides_the_token() -> None:
+    method = resolve_method(REGISTRY, "RunService.GetRun")
+    request = REGISTRY.message_class(method.request_type)(run_id="it's")
+    reply = Reply(method, grpc.StatusCode.NOT_FOUND, "x", [request])
+    target = Target("127.0.0.1:9", tls=True, ca="ca.pem", token="secret")
+    command = buf_curl(target, reply)
+    assert "secret" not in command and '"Authorization: Bearer $TOKEN"' in command
+    assert command.endswith("https://127.0.0.1:9/api.RunService/GetRun")
+    assert "--cacert ca.pem" in command and "'\"'\"'" in command  # the quote in the id survives the shell
+
+
+def test_caller_names_and_addresses() -> None:
+    caller = Caller(None, REGISTRY, Target("h:1"))  # type: ignore[arg-type]
+    assert caller.resolve("Sessions.GetSession").path == "/armonik.api.grpc.v1.sessions.Sessions/GetSession"
+    assert caller.resolve("/api.RunService/GetRun").name == "GetRun"
+    with pytest.raises(KeyError, match="no served method"):
+        caller.resolve("NoSuchService.Method")
+    assert split_address("[::1]:50051") == ("::1", 50051)
+    with pytest.raises(TargetError):
+        split_address("localhost")
+
+
+def test_a_new_rule_in_specs_becomes_a_case_without_engine_change() -> None:
+    """Adding a family's rule is data only: the rules suite derives its case (and which calls it needs)."""
+    from importlib import resources
+
+    import yaml
+    from protoconform.conformance.suites.rules import cases_for
+
+    folder = resources.files("protoconform.specs").joinpath("kfp")
+    documents = [yaml.safe_load(f.read_text()) for f in folder.iterdir() if f.name.endswith(".yaml")]
+    documents.append(
+        {
+            "rules": [
+                {
+                    "id": "kfp.runs.get.run-id-required",
+                    "kind": "required",
+                    "method": "RunService.GetRun",
+                    "field": "run_id",
+                    "code": "INVALID_ARGUMENT",
+                }
+            ]
+        }
+    )
+    rules = parse("kfp", documents, REGISTRY.families["kfp"])
+    cases = {case.id: case for case in cases_for("kfp", rules, ex.FamilyExamples("kfp", REGISTRY, rules))}
+    case = cases["kfp.runs.get.run-id-required[RunService.GetRun]"]
+    assert case.kind == "shape" and case.paths == ("run_id",) and not case.skip
+    # The example of GetRun creates a run first; without run_id that step is not needed,
+    # so the case calls GetRun only and runs in --read-only mode too.
+    assert case.steps == () and case.calls == ("api.RunService.GetRun",)
+    assert "kfp.runs.get.run-id-required[RunService.GetRun]" not in {c.id for c in cases_for("kfp")}
+
+
+def test_journal_is_bounded() -> None:
+    from protoconform.mockserver.control.journal import Journal
+    from protoconform.mockserver.dispatch import CallRecord
+
+    method = resolve_method(REGISTRY, "Sessions.GetSession")
+    journal = Journal(REGISTRY, capacity=2)
+    for i in range(3):
+        record = CallRecord(method, "grpc", {}, "peer")
+        record.requests.append(REGISTRY.message_class(method.request_type)(session_id=f"s{i}"))
+        journal.after(record)
+    entries = journal.entries()
+    assert [e["seq"] for e in entries] == [2, 3]
+    assert entries[-1]["requests"] == [{"session_id": "s2"}]
+    assert journal.counts["armonik.api.grpc.v1.sessions.Sessions.GetSession"] == 3
+    assert journal.entries(since=2) == entries[1:] and journal.entries(limit=0) == []

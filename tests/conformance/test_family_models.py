@@ -1,0 +1,179 @@
+"""The family models and the list invariants, against the in-process mock: quiet when it conforms,
+and a failure naming the right rule when one of its defect modes is on."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from protoconform.conformance.caller import Caller, Reply
+from protoconform.conformance.models import armonik, kfp
+from protoconform.conformance.models import listing as lists
+from protoconform.conformance.models.base import Env, Lifecycle, run_machine
+from protoconform.conformance.models.machine import bind, check_action, shortest_paths
+from protoconform.conformance.target import Target
+from protoconform.conformance.verdict import Mismatch
+from protoconform.mockserver.control.client import ControlClient
+from protoconform.mockserver.registry import default_registry
+from protoconform.specs.rules import load
+
+
+@pytest.fixture
+def env_of(fresh_server):
+    """``env_of(family)``: a model environment talking to the fresh in-process mock (manual clock)."""
+    target = Target(fresh_server.grpc_address)
+    channel = target.channel()
+    control = ControlClient(fresh_server.http_url)
+
+    def make(family: str) -> Env:
+        return Env(
+            rpc=Caller(channel, default_registry(), target),
+            rules=load(family),
+            namespace="t",
+            control=control,
+        )
+
+    yield make
+    control.close()
+    channel.close()
+
+
+def defect(server, name: str) -> None:
+    server.server.dispatcher.defects.add(name)
+
+
+def reply_of(method: str, code: grpc.StatusCode = grpc.StatusCode.OK) -> Reply:
+    return Reply(default_registry().method(method), code, "", [])
+
+
+# -- state machines seen from outside -------------------------------------------------------------
+
+
+def test_lifecycle_tracks_possible_states_and_names_rules():
+    rules = load("kfp")
+    lifecycle = Lifecycle(rules.state_machines["run"], rules, ["TerminateRun", "RetryRun", "GetRun"])
+    assert lifecycle.calls == ["RetryRun", "TerminateRun"]
+    assert {"", "Pending", "Running", "Succeeded", "Failed", "Error"} == lifecycle.closure({""})
+    assert lifecycle.closure({"Succeeded"}) == {"Succeeded"}
+    accepted = lambda r: r.accepted_codes()  # noqa: E731
+    terminate = "api.RunService.TerminateRun"
+    # from a possibly running run, either answer is right; OK leads to Terminating (then Failed)
+    assert lifecycle.judge(
+        frozenset({"Running", "Succeeded"}), "TerminateRun", reply_of(terminate), accepted
+    ) == {
+        "Terminating",
+        "Failed",
+    }
+    refused = reply_of(terminate, grpc.StatusCode.INVALID_ARGUMENT)
+    assert lifecycle.judge(frozenset({"Running", "Succeeded"}), "TerminateRun", refused, accepted) == {
+        "Succeeded"
+    }
+    with pytest.raises(Mismatch) as caught:
+        lifecycle.judge(frozenset({"Succeeded"}), "TerminateRun", reply_of(terminate), accepted)
+    assert caught.value.rule == "kfp.runs.terminate.precondition"
+    with pytest.raises(Mismatch) as caught:
+        lifecycle.judge(
+            frozenset({"Failed"}), "RetryRun", reply_of("api.RunService.RetryRun", refused.code), accepted
+        )
+    assert caught.value.rule == "kfp.runs.retry.effect"
+
+
+def test_every_state_has_a_path():
+    rules = load("armonik")
+    calls = [
+        "PauseSession",
+        "CancelSession",
+        "CloseSession",
+        "PurgeSession",
+        "ResumeSession",
+        "DeleteSession",
+    ]
+    lifecycle = Lifecycle(rules.state_machines["session"], rules, calls)
+    paths = shortest_paths(lifecycle)
+    assert set(paths) == set(rules.state_machines["session"].states)
+    assert paths["SESSION_STATUS_PURGED"] in (
+        ["CancelSession", "PurgeSession"],
+        ["CloseSession", "PurgeSession"],
+    )
+
+
+# -- models against the mock -------------------------------------------------------------------------
+
+
+def test_session_transitions_conform_and_catch_an_illegal_one(fresh_server, env_of):
+    machine = bind(armonik.SessionMachine, env_of("armonik"))
+    for action in ("CancelSession", "PauseSession", "DeleteSession"):
+        assert check_action(machine, action) == 6  # from every state of the session machine
+    defect(fresh_server, "armonik.illegal-transition-accepted")
+    with pytest.raises(Mismatch) as caught:
+        check_action(machine, "PauseSession")
+    assert caught.value.rule == "armonik.sessions.illegal-transition"
+    assert caught.value.method == "Sessions.PauseSession"
+
+
+def test_run_sequences_conform_and_catch_a_duplicate_metric(fresh_server, env_of):
+    machine = bind(kfp.RunMachine, env_of("kfp"))
+    run_machine(machine, seed=3, max_examples=8)
+    defect(fresh_server, "kfp.duplicate-metric-accepted")
+    with pytest.raises(Mismatch) as caught:
+        run_machine(machine, seed=3, max_examples=25)
+    assert caught.value.rule == "kfp.runs.metrics.duplicate"
+
+
+def test_finished_run_refuses_termination(fresh_server, env_of):
+    machine = bind(kfp.RunMachine, env_of("kfp"))
+    assert (
+        check_action(machine, "TerminateRun") >= 4
+    )  # "", Running, Succeeded, Failed, Error (Pending is brief)
+    defect(fresh_server, "kfp.terminate-finished-run-accepted")
+    with pytest.raises(Mismatch) as caught:
+        check_action(machine, "TerminateRun")
+    assert caught.value.rule == "kfp.runs.terminate.precondition"
+
+
+# -- list invariants ------------------------------------------------------------------------------------
+
+
+def test_task_lists_partition_and_filter(fresh_server, env_of):
+    env = env_of("armonik")
+    dialect = armonik.ArmonikList(env, "Tasks.ListTasks")
+    population = dialect.populate()
+    assert len(population.keys) == 6
+    lists.check_contains(dialect, population)
+    for size in (1, 4):
+        lists.check_pagination(dialect, population, size)
+    items = dialect.walk(population, lists.BIG_PAGE).items
+    assert dialect.sorts(items)
+    for sort in dialect.sorts(items)[:6]:
+        lists.check_sort(dialect, population, sort)
+    task_id = armonik.FieldRef("task_summary_field", "TASK_SUMMARY_ENUM_FIELD_TASK_ID", "string")
+    equal = "FILTER_STRING_OPERATOR_EQUAL"
+    condition = dialect.condition(task_id, equal, population.keys[0])
+    where = [[{**condition, "_model": {"ref": task_id, "op": equal, "value": population.keys[0]}}]]
+    lists.check_filter(dialect, population, where)
+    defect(fresh_server, "armonik.filter-ignored")
+    with pytest.raises(Mismatch) as caught:
+        lists.check_filter(dialect, population, where)
+    assert caught.value.rule == "armonik.filters.semantics"
+    fresh_server.server.dispatcher.defects.clear()
+    defect(fresh_server, "armonik.list-skips-item")
+    with pytest.raises(Mismatch) as caught:
+        lists.check_pagination(dialect, population, 2)
+    assert caught.value.rule == "armonik.lists.pagination"
+
+
+def test_run_lists_sort_and_page(fresh_server, env_of):
+    env = env_of("kfp")
+    dialect = kfp.RunList(env)
+    population = dialect.populate()
+    lists.check_pagination(dialect, population, 3)
+    by_name = lists.Sort("name", "name", True)
+    lists.check_sort(dialect, population, by_name)
+    defect(fresh_server, "kfp.sort-ignored")
+    with pytest.raises(Mismatch) as caught:
+        lists.check_sort(dialect, population, by_name)
+    assert caught.value.rule == "kfp.runs.list.sort-applied"
+    fresh_server.server.dispatcher.defects.clear()
+    defect(fresh_server, "kfp.list-repeats-item")
+    with pytest.raises(Mismatch) as caught:
+        lists.check_pagination(dialect, population, 2)
+    assert caught.value.rule == "kfp.runs.list.pagination"
