@@ -15,7 +15,7 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 
-from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
+from google.protobuf import descriptor, descriptor_pool, message, message_factory
 from protoconform import specs
 from protoconform.protos import compile_protos
 
@@ -140,23 +140,6 @@ class Registry:
             if service_name in services:
                 return family
         raise KeyError(service_name)
-
-    def file_descriptor_set(self, service_names: list[str] | None = None) -> descriptor_pb2.FileDescriptorSet:
-        """The transitive closure of files defining the given services (all by default)."""
-        result = descriptor_pb2.FileDescriptorSet()
-        seen: set[str] = set()
-
-        def add(file: descriptor.FileDescriptor) -> None:
-            if file.name in seen:
-                return
-            seen.add(file.name)
-            for dependency in file.dependencies:
-                add(dependency)
-            file.CopyToProto(result.file.add())
-
-        for name in service_names or self.service_names():
-            add(self.service(name).file)
-        return result
 
 
 @cache

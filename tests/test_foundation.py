@@ -161,35 +161,12 @@ def test_health_serving_overall_and_per_service(server_process) -> None:
 
 def _call_raw(channel: grpc.Channel, method, body: bytes) -> grpc.RpcError | None:
     """Send raw bytes as the (first) request of any RPC, whatever its streaming shape."""
-    if method.client_streaming:
-        requests = iter([body])
-        if method.server_streaming:
-            call = channel.stream_stream(method.path)(requests, timeout=10)
-            try:
-                next(iter(call))
-            except grpc.RpcError as error:
-                return error
-            except StopIteration:
-                return None
-            call.cancel()
-            return None
-        invoke = channel.stream_unary(method.path)
-        arg = requests
-    elif method.server_streaming:
-        call = channel.unary_stream(method.path)(body, timeout=10)
-        try:
-            next(iter(call))
-        except grpc.RpcError as error:
-            return error
-        except StopIteration:
-            return None
-        call.cancel()
-        return None
-    else:
-        invoke = channel.unary_unary(method.path)
-        arg = body
+    factory = getattr(channel, method.kind)  # unary_unary, unary_stream, stream_unary, stream_stream
     try:
-        invoke(arg, timeout=10)
+        call = factory(method.path)(iter([body]) if method.client_streaming else body, timeout=10)
+        if method.server_streaming:
+            next(iter(call), None)
+            call.cancel()
     except grpc.RpcError as error:
         return error
     return None
