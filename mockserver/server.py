@@ -54,21 +54,32 @@ class MockServer:
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # A second server on a busy port must fail, not silently share it.
+                ("grpc.so_reuseport", 0),
             ]
         )
         grpc_wiring.add_api_services(self._grpc, self.dispatcher, self.service_names)
         grpc_wiring.add_reflection(self._grpc, self.service_names)
         await grpc_wiring.add_health(self._grpc, self.service_names)
-        port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        grpc_target = f"{self.config.host}:{self.config.port}"
+        try:
+            port = self._grpc.add_insecure_port(grpc_target)
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise OSError(f"cannot listen for gRPC on {grpc_target}: {exc}") from None
         if port == 0:
-            raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.port}")
+            raise OSError(f"cannot listen for gRPC on {grpc_target}")
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
 
         self._http = web.AppRunner(httpapp.build_app(self), access_log=None, handle_signals=False)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.host, self.config.http_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._grpc.stop(None)
+            http_target = f"{self.config.host}:{self.config.http_port}"
+            raise OSError(f"cannot listen for HTTP on {http_target}: {exc}") from None
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.http_address = _address(self.config.host, http_port)
 

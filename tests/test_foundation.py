@@ -207,3 +207,20 @@ def test_help_is_complete() -> None:
     serve = helptext("serve")
     for option in ("--host", "--port", "--http-port", "--api", "--log-level", "--clock-speed"):
         assert option in serve
+
+
+def test_a_busy_port_is_a_one_line_error_not_a_shared_port(server_process) -> None:
+    for taken in (
+        ["--port", server_process.grpc_address.rsplit(":", 1)[1], "--http-port", "0"],
+        ["--port", "0", "--http-port", server_process.http_address.rsplit(":", 1)[1]],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "protoconform.mockserver", "serve", *taken],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1
+        assert "protoconform ready" not in done.stdout
+        assert "protoconform: cannot start: cannot listen for" in done.stderr
+        assert "Traceback" not in done.stderr
