@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,17 @@ def manual_server(**options: Any) -> Iterator[ThreadedServer]:
     )
     with ThreadedServer(config) as server:
         yield server
+
+
+@contextmanager
+def servicer_port(add: Callable[[Any, grpc.Server], None], servicer: Any, max_workers: int) -> Iterator[int]:
+    """``servicer`` served on an ephemeral loopback port (``add`` is its ``add_*_to_server``)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    add(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(0)
 
 
 def advance(server: ThreadedServer, seconds: float) -> None:

@@ -13,7 +13,6 @@ import os
 import queue
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +25,9 @@ from akutil import (
     create_metadata,
     create_session,
     download,
-    manual_server,
     result_status,
     rpc_error,
+    servicer_port,
     submit,
     task_options,
     task_status,
@@ -108,28 +107,23 @@ class Harness:
 @pytest.fixture(scope="module")
 def worker() -> Iterator[tuple[ScriptedWorker, int]]:
     servicer = ScriptedWorker()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    add_WorkerServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(0)
+    with servicer_port(add_WorkerServicer_to_server, servicer, max_workers=8) as port:
+        yield servicer, port
 
 
 @pytest.fixture(scope="module")
-def server(
+def server_options(
     worker: tuple[ScriptedWorker, int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ThreadedServer]:
+) -> dict[str, Any]:
     folder = str(tmp_path_factory.mktemp("agent-data"))
-    with manual_server(worker_address=f"127.0.0.1:{worker[1]}", data_folder=folder) as srv:
-        yield srv
+    return {"worker_address": f"127.0.0.1:{worker[1]}", "data_folder": folder}
 
 
 @pytest.fixture
-def harness(server: ThreadedServer, worker: tuple[ScriptedWorker, int]) -> Iterator[Harness]:
-    server.run(server.server.reset_state)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Harness(server, worker[0], Stubs(channel), AgentStub(channel))
+def harness(
+    server: ThreadedServer, worker: tuple[ScriptedWorker, int], fresh_channel: grpc.Channel
+) -> Iterator[Harness]:
+    yield Harness(server, worker[0], Stubs(fresh_channel), AgentStub(fresh_channel))
     while not worker[0].calls.empty():  # release anything a failed test left waiting
         worker[0].calls.get()[1].put(OK)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -13,7 +13,6 @@ from akutil import (
     create_data,
     create_metadata,
     create_session,
-    manual_server,
     rpc_error,
     submit,
 )
@@ -28,17 +27,8 @@ from protoconform.mockserver.launcher import ThreadedServer
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server(data_chunk_max_size=4) as srv:
-        yield srv
-
-
-@pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[Stubs]:
-    server.run(server.server.reset_state)
-    server.server.dispatcher.defects.clear()
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel)
+def server_options() -> dict[str, Any]:
+    return {"data_chunk_max_size": 4}
 
 
 def both_ways(server: ThreadedServer, name: str, observe: Callable[[], Any]) -> tuple[Any, Any]:

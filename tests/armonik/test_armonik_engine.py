@@ -3,10 +3,7 @@ retries, timeouts, pause/resume, cancellation, priorities and options inheritanc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
-import pytest
 from akutil import (
     Stubs,
     advance,
@@ -27,20 +24,6 @@ from armonik.protogen.common import tasks_common_pb2 as tc
 from armonik.protogen.common.result_status_pb2 import ResultStatus as RS
 from armonik.protogen.common.task_status_pb2 import TaskStatus as TS
 from protoconform.mockserver.launcher import ThreadedServer
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[Stubs]:
-    server.run(server.server.reset_state)
-    server.server.dispatcher.defects.clear()
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel)
 
 
 def test_lifecycle_steps_through_every_status(server: ThreadedServer, stubs: Stubs) -> None:

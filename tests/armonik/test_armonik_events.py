@@ -8,14 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import pytest
 from akutil import (
     Stubs,
     advance,
     create_data,
     create_metadata,
     create_session,
-    manual_server,
     rpc_error,
     submit,
 )
@@ -26,19 +24,6 @@ from armonik.protogen.common import results_common_pb2 as rc
 from armonik.protogen.common.result_status_pb2 import ResultStatus as RS
 from armonik.protogen.common.task_status_pb2 import TaskStatus as TS
 from protoconform.mockserver.launcher import ThreadedServer
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[Stubs]:
-    server.run(server.server.reset_state)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel)
 
 
 class Reader:

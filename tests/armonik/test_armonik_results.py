@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -13,7 +13,6 @@ from akutil import (
     create_metadata,
     create_session,
     download,
-    manual_server,
     result_status,
     rpc_error,
     state,
@@ -30,16 +29,8 @@ from protoconform.mockserver.launcher import ThreadedServer
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server(data_chunk_max_size=4) as srv:
-        yield srv
-
-
-@pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[Stubs]:
-    server.run(server.server.reset_state)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel)
+def server_options() -> dict[str, Any]:
+    return {"data_chunk_max_size": 4}
 
 
 def _upload(stubs: Stubs, session_id: str, result_id: str, *chunks: bytes) -> rc.ResultRaw:

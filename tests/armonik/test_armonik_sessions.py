@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
-from akutil import Stubs, create_data, create_session, manual_server, rpc_error, submit, task_options
+from akutil import Stubs, create_data, create_session, rpc_error, submit, task_options
 from armonik.protogen.common import sessions_common_pb2 as sc
 from armonik.protogen.common.session_status_pb2 import SessionStatus
-from protoconform.mockserver.launcher import ThreadedServer
 from protoconform.specs import rules
 
 FP = grpc.StatusCode.FAILED_PRECONDITION
@@ -25,16 +25,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server(partitions=["default", "gpu:priority=5"]) as srv:
-        yield srv
-
-
-@pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[Stubs]:
-    server.run(server.server.reset_state)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel)
+def server_options() -> dict[str, Any]:
+    return {"partitions": ["default", "gpu:priority=5"]}
 
 
 def _call(stubs: Stubs, action: str, session_id: str) -> sc.SessionRaw:

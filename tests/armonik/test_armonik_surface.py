@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator
 
 import grpc
 import pytest
-from akutil import Stubs, manual_server
+from akutil import Stubs
 from armonik.protogen.common import auth_common_pb2, health_checks_common_pb2, versions_common_pb2
 from protoconform.mockserver.launcher import ThreadedServer
 from protoconform.mockserver.registry import default_registry
 from protoconform.specs import documented_methods
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server() as srv:
-        yield srv
 
 
 def _armonik_methods() -> list[tuple[str, str]]:

@@ -21,7 +21,6 @@ from akutil import (
     create_metadata,
     create_session,
     download,
-    manual_server,
     result_status,
     rpc_error,
     submit,
@@ -43,16 +42,13 @@ CHUNK = 4
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ThreadedServer]:
-    with manual_server(data_chunk_max_size=CHUNK) as srv:
-        yield srv
+def server_options() -> dict[str, Any]:
+    return {"data_chunk_max_size": CHUNK}
 
 
 @pytest.fixture
-def stubs(server: ThreadedServer) -> Iterator[tuple[Stubs, SubmitterStub]]:
-    server.run(server.server.reset_state)
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Stubs(channel), SubmitterStub(channel)
+def stubs(fresh_channel: grpc.Channel) -> tuple[Stubs, SubmitterStub]:
+    return Stubs(fresh_channel), SubmitterStub(fresh_channel)
 
 
 def small_request(session_id: str, *tasks: tuple[bytes, list[str], list[str]], **option_fields: Any) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from akutil import (
     create_metadata,
     create_session,
     download,
-    manual_server,
     rpc_error,
+    servicer_port,
     submit,
     task_options,
 )
@@ -52,26 +51,19 @@ class RecordingAgent(AgentServicer):
 @pytest.fixture(scope="module")
 def agent() -> Iterator[tuple[RecordingAgent, int]]:
     servicer = RecordingAgent()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    add_AgentServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(0)
+    with servicer_port(add_AgentServicer_to_server, servicer, max_workers=4) as port:
+        yield servicer, port
 
 
 @pytest.fixture(scope="module")
-def server(agent: tuple[RecordingAgent, int]) -> Iterator[ThreadedServer]:
-    with manual_server(agent_address=f"127.0.0.1:{agent[1]}") as srv:
-        yield srv
+def server_options(agent: tuple[RecordingAgent, int]) -> dict[str, Any]:
+    return {"agent_address": f"127.0.0.1:{agent[1]}"}
 
 
 @pytest.fixture
-def worker(server: ThreadedServer, agent: tuple[RecordingAgent, int]) -> Iterator[WorkerStub]:
-    server.run(server.server.reset_state)
+def worker(fresh_channel: grpc.Channel, agent: tuple[RecordingAgent, int]) -> WorkerStub:
     agent[0].notified.clear()
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield WorkerStub(channel)
+    return WorkerStub(fresh_channel)
 
 
 def process_request(

@@ -40,7 +40,7 @@ from protoconform.mockserver.apis.armonik import (
 from protoconform.mockserver.apis.armonik.engine import TaskRun
 from protoconform.mockserver.apis.armonik.results import new_result
 from protoconform.mockserver.apis.armonik.state import RS, ArmonikState, Result
-from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks
+from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks, requested_tasks
 from protoconform.mockserver.apis.armonik.taskstream import StreamDisorder, StreamTruncated, parse_task_stream
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
 from protoconform.mockserver.validation import check_request
@@ -155,29 +155,12 @@ def submit_tasks(request: SubmitTasksRequest, ctx: CallContext) -> SubmitTasksRe
     state: ArmonikState = ctx.state
     run = live_run(ctx, request)
     _check_session(state, run, request.session_id)
-    specs = [
-        TaskSpec(
-            payload_id=creation.payload_id,
-            expected_output_ids=list(creation.expected_output_keys),
-            data_dependencies=list(creation.data_dependencies),
-            options=creation.task_options if creation.HasField("task_options") else None,
-        )
-        for creation in request.task_creations
-    ]
-    options = request.task_options if request.HasField("task_options") else None
+    options, specs = requested_tasks(request)
     tasks = create_tasks(state, run.session, options, specs, parent=run.task) if specs else []
     run.children.extend(tasks)  # they start when this task completes
     return SubmitTasksResponse(
         communication_token=run.token,
-        task_infos=[
-            SubmitTasksResponse.TaskInfo(
-                task_id=task.task_id,
-                expected_output_ids=task.expected_output_ids,
-                data_dependencies=task.data_dependencies,
-                payload_id=task.payload_id,
-            )
-            for task in tasks
-        ],
+        task_infos=convert.submitted_infos(SubmitTasksResponse.TaskInfo, tasks),
     )
 
 
@@ -260,17 +243,4 @@ async def create_task(request: AsyncIterator[CreateTaskRequest], ctx: CallContex
             state.results.delete(result.result_id)
         raise
     run.children.extend(created)
-    statuses = [
-        CreateTaskReply.CreationStatus(
-            task_info=CreateTaskReply.TaskInfo(
-                task_id=task.task_id,
-                expected_output_keys=task.expected_output_ids,
-                data_dependencies=task.data_dependencies,
-                payload_id=task.payload_id,
-            )
-        )
-        for task in created
-    ]
-    return CreateTaskReply(
-        creation_status_list=CreateTaskReply.CreationStatusList(creation_statuses=statuses)
-    )
+    return convert.creation_reply(CreateTaskReply, created)

@@ -6,7 +6,9 @@ the descriptors the registry serves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from armonik.protogen.common.applications_common_pb2 import ApplicationRaw
 from armonik.protogen.common.partitions_common_pb2 import PartitionRaw
@@ -170,3 +172,35 @@ def partition_raw(partition: Partition) -> PartitionRaw:
 
 def application_raw(name: str, namespace: str, version: str, service: str) -> ApplicationRaw:
     return ApplicationRaw(name=name, namespace=namespace, version=version, service=service)
+
+
+def submitted_infos(info_class: Any, tasks: Iterable[Task]) -> list[Any]:
+    """``SubmitTasksResponse.TaskInfo`` of each task (Tasks and Agent answer the same shape)."""
+    return [
+        info_class(
+            task_id=task.task_id,
+            expected_output_ids=task.expected_output_ids,
+            data_dependencies=task.data_dependencies,
+            payload_id=task.payload_id,
+        )
+        for task in tasks
+    ]
+
+
+def creation_reply(reply_class: Any, tasks: Iterable[Task]) -> Any:
+    """A ``CreateTaskReply`` listing the created tasks (Submitter and Agent answer the same shape)."""
+    return reply_class(
+        creation_status_list=reply_class.CreationStatusList(
+            creation_statuses=[
+                reply_class.CreationStatus(
+                    task_info=reply_class.TaskInfo(
+                        task_id=task.task_id,
+                        expected_output_keys=task.expected_output_ids,
+                        data_dependencies=task.data_dependencies,
+                        payload_id=task.payload_id,
+                    )
+                )
+                for task in tasks
+            ]
+        )
+    )

@@ -11,6 +11,7 @@ start when their parent completes).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from armonik.protogen.common.objects_pb2 import TaskOptions
 from protoconform.mockserver.apis.armonik.state import RS, ArmonikState, Session, Task
@@ -24,6 +25,21 @@ class TaskSpec:
     expected_output_ids: list[str] = field(default_factory=list)
     data_dependencies: list[str] = field(default_factory=list)
     options: TaskOptions | None = None
+
+
+def requested_tasks(request: Any) -> tuple[TaskOptions | None, list[TaskSpec]]:
+    """The request-wide options and the tasks of a ``SubmitTasksRequest`` (Tasks and Agent alike)."""
+    specs = [
+        TaskSpec(
+            payload_id=creation.payload_id,
+            expected_output_ids=list(creation.expected_output_keys),
+            data_dependencies=list(creation.data_dependencies),
+            options=creation.task_options if creation.HasField("task_options") else None,
+        )
+        for creation in request.task_creations
+    ]
+    options = request.task_options if request.HasField("task_options") else None
+    return options, specs
 
 
 def merge_options(base: TaskOptions, override: TaskOptions | None) -> TaskOptions:

@@ -41,6 +41,7 @@ from armonik.protogen.common.submitter_common_pb2 import (
     SessionIdList,
     WatchResultStream,
 )
+from protoconform.mockserver.apis.armonik import convert
 from protoconform.mockserver.apis.armonik import results as results_service
 from protoconform.mockserver.apis.armonik import sessions as sessions_service
 from protoconform.mockserver.apis.armonik.state import (
@@ -176,24 +177,6 @@ def _create_legacy_tasks(
     return tasks
 
 
-def _creation_reply(tasks: list[Task]) -> CreateTaskReply:
-    return CreateTaskReply(
-        creation_status_list=CreateTaskReply.CreationStatusList(
-            creation_statuses=[
-                CreateTaskReply.CreationStatus(
-                    task_info=CreateTaskReply.TaskInfo(
-                        task_id=task.task_id,
-                        expected_output_keys=task.expected_output_ids,
-                        data_dependencies=task.data_dependencies,
-                        payload_id=task.payload_id,
-                    )
-                )
-                for task in tasks
-            ]
-        )
-    )
-
-
 @handler(SVC, "CreateSmallTasks")
 def create_small_tasks(request: Any, ctx: CallContext) -> CreateTaskReply:
     state: ArmonikState = ctx.state
@@ -203,7 +186,9 @@ def create_small_tasks(request: Any, ctx: CallContext) -> CreateTaskReply:
         for r in request.task_requests
     ]
     options = request.task_options if request.HasField("task_options") else None
-    return _creation_reply(_create_legacy_tasks(state, request.session_id, options, items, "task_requests"))
+    return convert.creation_reply(
+        CreateTaskReply, _create_legacy_tasks(state, request.session_id, options, items, "task_requests")
+    )
 
 
 @handler(SVC, "CreateLargeTasks")
@@ -235,7 +220,9 @@ async def create_large_tasks(request: AsyncIterator[Any], ctx: CallContext) -> C
             )
     options = init.task_options if init.HasField("task_options") else None
     items = [(t.expected_output_keys, t.data_dependencies, t.payload) for t in stream_tasks]
-    return _creation_reply(_create_legacy_tasks(state, init.session_id, options, items, "init_task"))
+    return convert.creation_reply(
+        CreateTaskReply, _create_legacy_tasks(state, init.session_id, options, items, "init_task")
+    )
 
 
 # -- task queries and cancellation --------------------------------------------------------

@@ -17,8 +17,8 @@ from armonik.protogen.common.tasks_common_pb2 import (
 from protoconform.mockserver.apis.armonik import convert
 from protoconform.mockserver.apis.armonik.filters import compile_filters
 from protoconform.mockserver.apis.armonik.listing import run_list
-from protoconform.mockserver.apis.armonik.state import ArmonikState
-from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks
+from protoconform.mockserver.apis.armonik.state import ArmonikState, Task
+from protoconform.mockserver.apis.armonik.submission import create_tasks, requested_tasks
 from protoconform.mockserver.rpc import CallContext, handler
 from protoconform.mockserver.validation import check_request
 
@@ -33,29 +33,10 @@ def submit(request, ctx: CallContext) -> SubmitTasksResponse:
     state: ArmonikState = ctx.state
     check_request(state.rules, ctx.method, request)
     session = state.require_session(request.session_id)
-    specs = [
-        TaskSpec(
-            payload_id=creation.payload_id,
-            expected_output_ids=list(creation.expected_output_keys),
-            data_dependencies=list(creation.data_dependencies),
-            options=creation.task_options if creation.HasField("task_options") else None,
-        )
-        for creation in request.task_creations
-    ]
-    options = request.task_options if request.HasField("task_options") else None
+    options, specs = requested_tasks(request)
     tasks = create_tasks(state, session, options, specs)
     state.engine.submit(tasks)
-    return SubmitTasksResponse(
-        task_infos=[
-            SubmitTasksResponse.TaskInfo(
-                task_id=t.task_id,
-                expected_output_ids=t.expected_output_ids,
-                data_dependencies=t.data_dependencies,
-                payload_id=t.payload_id,
-            )
-            for t in tasks
-        ]
-    )
+    return SubmitTasksResponse(task_infos=convert.submitted_infos(SubmitTasksResponse.TaskInfo, tasks))
 
 
 @handler(SVC, "GetTask")
@@ -67,10 +48,10 @@ def get(request, ctx: CallContext) -> GetTaskResponse:
     return GetTaskResponse(task=detailed)
 
 
-@handler(SVC, "ListTasks")
-def list_tasks(request, ctx: CallContext) -> ListTasksResponse:
+def _task_page(request, ctx: CallContext) -> tuple[list[Task], int]:
+    """The page of tasks a ListTasks or ListTasksDetailed request selects, and the match count."""
     state: ArmonikState = ctx.state
-    page, total = run_list(
+    return run_list(
         ctx,
         request,
         "task",
@@ -78,6 +59,11 @@ def list_tasks(request, ctx: CallContext) -> ListTasksResponse:
         lambda t: t.task_id,
         ignore_filters=ctx.defect(FILTER_IGNORED),
     )
+
+
+@handler(SVC, "ListTasks")
+def list_tasks(request, ctx: CallContext) -> ListTasksResponse:
+    page, total = _task_page(request, ctx)
     summaries = [convert.task_summary(t) for t in page]
     if not request.with_errors:  # the error message is only sent when asked for
         for summary in summaries:
@@ -92,15 +78,7 @@ def list_tasks(request, ctx: CallContext) -> ListTasksResponse:
 
 @handler(SVC, "ListTasksDetailed")
 def list_tasks_detailed(request, ctx: CallContext) -> ListTasksDetailedResponse:
-    state: ArmonikState = ctx.state
-    page, total = run_list(
-        ctx,
-        request,
-        "task",
-        state.tasks.all(),
-        lambda t: t.task_id,
-        ignore_filters=ctx.defect(FILTER_IGNORED),
-    )
+    page, total = _task_page(request, ctx)
     return ListTasksDetailedResponse(
         tasks=[convert.task_detailed(t) for t in page],
         page=request.page,
