@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from google.protobuf import descriptor, message
+from protoconform.specs.fieldpath import MISSING, is_map, values_at
 
 FD = descriptor.FieldDescriptor
 MAX_DEPTH = 4
@@ -21,10 +22,6 @@ MAX_DEPTH = 4
 
 class PathError(KeyError):
     pass
-
-
-def is_map(field: FD) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
 def is_repeated(field: FD) -> bool:
@@ -105,30 +102,7 @@ def reference_for(path: str, descriptors: list[descriptor.Descriptor]) -> list[F
     return None
 
 
-# -- reading -------------------------------------------------------------------------
-
-MISSING = object()
-
-
-def values_at(msg: message.Message, path: str) -> list[Any]:
-    """Values at ``path``; repeated fields fan out, an unset message field yields MISSING."""
-    values: list[Any] = [msg]
-    for part in path.split("."):
-        next_values: list[Any] = []
-        for value in values:
-            if value is MISSING or not isinstance(value, message.Message):
-                next_values.append(MISSING)
-                continue
-            field = value.DESCRIPTOR.fields_by_name[part]
-            current = getattr(value, part)
-            if is_repeated(field):
-                next_values.extend(current)
-            elif field.message_type is not None and not is_map(field):
-                next_values.append(current if value.HasField(part) else MISSING)
-            else:
-                next_values.append(current)
-        values = next_values
-    return values
+# -- reading (values_at and MISSING: protoconform.specs.fieldpath) ---------------------------
 
 
 def is_set(value: Any) -> bool:

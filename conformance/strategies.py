@@ -40,6 +40,7 @@ from google.protobuf import (
 )
 from hypothesis import assume
 from hypothesis import strategies as st
+from protoconform.specs.fieldpath import MISSING, is_map, values_at
 from protoconform.specs.rules import REQUEST_KINDS, FamilyRules, Rule
 
 FD = descriptor.FieldDescriptor
@@ -276,10 +277,6 @@ def message_class(desc: descriptor.Descriptor) -> type[message.Message]:
     return message_factory.GetMessageClass(desc)
 
 
-def is_map(field: descriptor.FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
-
-
 def is_message(field: descriptor.FieldDescriptor) -> bool:
     return field.type in (FD.TYPE_MESSAGE, FD.TYPE_GROUP)
 
@@ -390,7 +387,6 @@ def _generic(desc: descriptor.Descriptor, options: Options, depth: int) -> st.Se
 
 # -- rules: what a path holds, and whether a rule is broken ------------------------
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 PRESENCE_KINDS = frozenset({"required", "nonempty"})
 VALUE_KINDS = frozenset({"range", "pattern", "length", "enum_defined"})
 
@@ -411,27 +407,6 @@ def path_fields(desc: descriptor.Descriptor, path: str) -> list[descriptor.Field
         chain.append(field)
         current = field.message_type if is_message(field) and not is_map(field) else None
     return chain
-
-
-def values_at(msg: message.Message, path: str) -> list[Any]:
-    """The values a path names.  Repeated fields fan out (the leaf too); unset messages are MISSING."""
-    current: list[Any] = [msg]
-    for part in path.split("."):
-        following: list[Any] = []
-        for value in current:
-            if not isinstance(value, message.Message):
-                following.append(MISSING)
-                continue
-            field = value.DESCRIPTOR.fields_by_name[part]
-            stored = getattr(value, part)
-            if field.is_repeated and not is_map(field):
-                following.extend(stored)
-            elif is_message(field) and not is_map(field):
-                following.append(stored if value.HasField(part) else MISSING)
-            else:
-                following.append(stored)
-        current = following
-    return current
 
 
 def is_empty(value: Any) -> bool:

@@ -14,9 +14,8 @@ from typing import Any
 import grpc
 from google.protobuf import message
 from protoconform.mockserver.rpc import ApiError
+from protoconform.specs.fieldpath import MISSING, values_at
 from protoconform.specs.rules import REQUEST_KINDS, FamilyRules, Rule
-
-MISSING = object()
 
 
 def rule_error(rules: FamilyRules, rule_id: str, detail: str) -> ApiError:
@@ -31,29 +30,7 @@ def field_values(msg: message.Message, path: str) -> list[Any]:
 
     Unset singular message fields yield MISSING so ``required`` can tell unset from empty.
     """
-    values: list[Any] = [msg]
-    for part in path.split("."):
-        next_values: list[Any] = []
-        for value in values:
-            if value is MISSING or not isinstance(value, message.Message):
-                next_values.append(MISSING)
-                continue
-            descriptor = value.DESCRIPTOR.fields_by_name.get(part)
-            if descriptor is None:
-                raise KeyError(f"{value.DESCRIPTOR.full_name} has no field {part!r}")
-            current = getattr(value, part)
-            if descriptor.is_repeated and not _is_map(descriptor):
-                next_values.extend(current)
-            elif descriptor.message_type is not None and not _is_map(descriptor):
-                next_values.append(current if value.HasField(part) else MISSING)
-            else:
-                next_values.append(current)
-        values = next_values
-    return values
-
-
-def _is_map(descriptor: Any) -> bool:
-    return descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry
+    return values_at(msg, path)
 
 
 def _empty(value: Any) -> bool:

@@ -201,8 +201,11 @@ class SessionMachine(LifecycleMachine):
         )
 
     def pick_result(
-        self, entity: Tracked, data: st.DataObject, usable: Any = None
+        self, entity: Tracked | None, data: st.DataObject, usable: Any = None
     ) -> tuple[str, ResultModel] | None:
+        """A result of ``entity`` that ``usable`` accepts, or None (no entity, or no such result)."""
+        if entity is None:
+            return None
         results: dict[str, ResultModel] = entity.memory["results"]
         # Creation order, not the ids (which differ from run to run): replays must draw alike.
         candidates = [k for k, v in results.items() if usable is None or usable(v)]
@@ -223,8 +226,6 @@ class SessionMachine(LifecycleMachine):
 
     @rule(entity=LifecycleMachine.entities, data=st.data())
     def get_result(self, entity: Tracked, data: st.DataObject) -> None:
-        if entity is None:
-            return
         picked = self.pick_result(entity, data)
         if picked is None:
             return
@@ -246,8 +247,6 @@ class SessionMachine(LifecycleMachine):
         cuts=st.lists(st.integers(1, 255), max_size=4),
     )
     def upload(self, entity: Tracked, data: st.DataObject, payload: bytes, cuts: list[int]) -> None:
-        if entity is None:
-            return
         picked = self.pick_result(
             entity, data, lambda r: r.states <= {CREATED, COMPLETED} and not r.task_output
         )
@@ -268,8 +267,6 @@ class SessionMachine(LifecycleMachine):
 
     @rule(entity=LifecycleMachine.entities, data=st.data())
     def fetch(self, entity: Tracked, data: st.DataObject) -> None:
-        if entity is None:
-            return
         picked = self.pick_result(entity, data, lambda r: len(r.states) == 1 and not r.task_output)
         if picked is None:
             return
@@ -290,8 +287,6 @@ class SessionMachine(LifecycleMachine):
 
     @rule(entity=LifecycleMachine.entities, data=st.data())
     def delete_data(self, entity: Tracked, data: st.DataObject) -> None:
-        if entity is None:
-            return
         picked = self.pick_result(entity, data)
         if picked is None:
             return

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from protoconform.conformance import examples as ex
 from protoconform.conformance import strategies
@@ -35,6 +35,7 @@ from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model, roundtrip
 from protoconform.conformance.models import listing as lists
 from protoconform.conformance.models.base import Env, fail, run_property
+from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
 from protoconform.mockserver.registry import default_registry
@@ -108,27 +109,14 @@ def cases() -> list[Case]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" not in metafunc.fixturenames:
-        return
     read_only = bool(metafunc.config.getoption("read_only", default=False))
-    params = []
-    for case in cases():
+
+    def mark(case: Case) -> dict[str, Any]:
+        service, _, method = case.method.rpartition(".")
         calls = (case.method,) if read_only and case.kind in LIST_KINDS else case.calls
-        params.append(
-            pytest.param(
-                case,
-                id=case.id,
-                marks=pytest.mark.conformance(
-                    family=case.family,
-                    service=case.method.rpartition(".")[0],
-                    method=case.method.rpartition(".")[2],
-                    suite=SUITE,
-                    rule=case.rule,
-                    calls=calls,
-                ),
-            )
-        )
-    metafunc.parametrize("case", params)
+        return {"service": service, "method": method, "rule": case.rule, "calls": calls}
+
+    parametrize_cases(metafunc, SUITE, cases, mark)
 
 
 @pytest.fixture(scope="module")
@@ -153,17 +141,6 @@ def envs(channel: Any, registry: Any, target: Target, control: Any) -> Iterator[
         for action in [*undo, *env.cleanup]:
             with contextlib.suppress(Exception):
                 action()
-
-
-def run_settings(target: Target) -> settings:
-    return settings(
-        max_examples=target.max_examples,
-        deadline=None,
-        database=None,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
-    )
 
 
 def test_property(case: Case, target: Target, envs: Callable[[str], Env], scenario: ex.Scenario) -> None:

@@ -38,6 +38,7 @@ from protoconform.conformance import strategies
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
+from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
 from protoconform.mockserver.registry import Method, default_registry
@@ -270,26 +271,18 @@ def cases() -> list[Case]:
     return found
 
 
+def _mark(case: Case) -> dict[str, Any]:
+    return {
+        "service": case.service,
+        "method": case.method.rpartition(".")[2],
+        "rule": case.rule,
+        "calls": case.calls,
+        "mutating": case.mutating,
+    }
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" not in metafunc.fixturenames:
-        return
-    params = [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=pytest.mark.conformance(
-                family=case.family,
-                service=case.service,
-                method=case.method.rpartition(".")[2],
-                suite=SUITE,
-                rule=case.rule,
-                calls=case.calls,
-                mutating=case.mutating,
-            ),
-        )
-        for case in cases()
-    ]
-    metafunc.parametrize("case", params)
+    parametrize_cases(metafunc, SUITE, cases, _mark)
 
 
 @pytest.fixture

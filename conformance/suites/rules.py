@@ -32,6 +32,7 @@ from protoconform.conformance import examples as ex
 from protoconform.conformance import paths
 from protoconform.conformance import strategies as st
 from protoconform.conformance.caller import Reply
+from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
 from protoconform.mockserver.registry import default_registry
@@ -188,25 +189,12 @@ def all_cases() -> tuple[Case, ...]:
     return tuple(case for family in FAMILIES for case in cases_for(family))
 
 
+def _mark(case: Case) -> dict[str, Any]:
+    return {"service": case.service, "method": case.name, "rule": case.rule, "calls": case.calls}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" not in metafunc.fixturenames:
-        return
-    params = [
-        pytest.param(
-            case,
-            id=f"{case.family}:{case.id}",
-            marks=pytest.mark.conformance(
-                family=case.family,
-                service=case.service,
-                method=case.name,
-                suite=SUITE,
-                rule=case.rule,
-                calls=case.calls,
-            ),
-        )
-        for case in all_cases()
-    ]
-    metafunc.parametrize("case", params)
+    parametrize_cases(metafunc, SUITE, all_cases, _mark, case_id=lambda case: f"{case.family}:{case.id}")
 
 
 # -- verdicts ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_machine
 from protoconform.conformance.models.machine import LifecycleMachine, bind, check_action
+from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES
@@ -68,25 +69,12 @@ def cases() -> list[Case]:
     return found
 
 
+def _mark(case: Case) -> dict[str, Any]:
+    return {"service": case.service, "method": case.action, "rule": "", "mutating": True}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" not in metafunc.fixturenames:
-        return
-    params = [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=pytest.mark.conformance(
-                family=case.family,
-                service=case.service,
-                method=case.action,
-                suite=SUITE,
-                rule="",
-                mutating=True,
-            ),
-        )
-        for case in cases()
-    ]
-    metafunc.parametrize("case", params)
+    parametrize_cases(metafunc, SUITE, cases, _mark)
 
 
 def environment(case: Case, rpc: Caller, target: Target, control: Any, namespace: str) -> Env:

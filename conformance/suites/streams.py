@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
 from protoconform.conformance.models.streams import StreamCheck
+from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
 from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES
@@ -54,25 +55,17 @@ def cases() -> list[Case]:
     return found
 
 
+def _mark(case: Case) -> dict[str, Any]:
+    return {
+        "service": case.method.service,
+        "method": case.method.name,
+        "rule": case.check.rule,
+        "mutating": case.check.mutating,
+    }
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" not in metafunc.fixturenames:
-        return
-    params = [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=pytest.mark.conformance(
-                family=case.family,
-                service=case.method.service,
-                method=case.method.name,
-                suite=SUITE,
-                rule=case.check.rule,
-                mutating=case.check.mutating,
-            ),
-        )
-        for case in cases()
-    ]
-    metafunc.parametrize("case", params)
+    parametrize_cases(metafunc, SUITE, cases, _mark)
 
 
 @pytest.fixture
@@ -94,15 +87,7 @@ def runner(target: Target) -> Callable[..., None]:
     """``run(fn, **strategies)``: ``fn`` as a hypothesis property with the run's examples and seed."""
 
     def run(fn: Callable[..., None], **strategies: Any) -> None:
-        configured = settings(
-            max_examples=target.max_examples,
-            deadline=None,
-            database=None,
-            report_multiple_bugs=False,
-            suppress_health_check=list(HealthCheck),
-            phases=(Phase.explicit, Phase.generate, Phase.shrink),
-        )
-        run_property(configured(given(**strategies)(fn)))
+        run_property(run_settings(target)(given(**strategies)(fn)))
 
     return run
 
