@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -92,7 +92,16 @@ class FamilyRules:
             raise KeyError(f"no rule {rule_id!r} in specs/{self.family}") from None
 
     def for_method(self, method: str, kind: str | None = None) -> list[Rule]:
-        return [r for r in self.rules.values() if method in r.methods and (kind is None or r.kind == kind)]
+        return [r for r in self._by_method.get(method, []) if kind is None or r.kind == kind]
+
+    @cached_property
+    def _by_method(self) -> dict[str, list[Rule]]:
+        """Rules indexed by method, built once: the mock looks them up on every call."""
+        index: dict[str, list[Rule]] = {}
+        for rule in self.rules.values():
+            for method in rule.methods:
+                index.setdefault(method, []).append(rule)
+        return index
 
     def of_kind(self, *kinds: str) -> list[Rule]:
         return [r for r in self.rules.values() if r.kind in kinds]
