@@ -1,8 +1,8 @@
 """The .proto sources this project owns, compiled at run time.
 
 :func:`compile_protos` turns every ``*.proto`` below this folder into a
-``FileDescriptorSet`` with the protoc bundled in ``grpcio-tools`` (run in
-process, no generated code).  Imports are resolved from, in order: this folder,
+``FileDescriptorSet`` with the protoc bundled in ``grpcio-tools`` (no
+generated code).  Imports are resolved from, in order: this folder,
 grpc_tools' bundled well-known types, the ``googleapis-common-protos`` tree
 (``google/api/*.proto``) and, for files that exist only as generated ``*_pb2``
 modules (the flyteidl wheel ships no ``.proto`` sources), descriptors taken from
@@ -10,7 +10,7 @@ protobuf's default pool and handed to protoc with ``--descriptor_set_in``.
 
 The result is cached on disk, keyed by the sources and the versions of the
 packages that affect it, so a warm start is a file read.  When the cache dir is
-not writable the compile happens in memory and nothing is persisted.
+not writable the compile still happens and nothing is persisted.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import importlib.util
 import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -173,16 +174,13 @@ def _compile(sources: dict[str, bytes]) -> bytes:
     from_pool = [name for name in external if not any((d / name).is_file() for d in include_dirs)]
     pool_set = _descriptor_set(_load_into_default_pool(from_pool))
 
-    # Checked before any scratch file exists: with descriptor 2 closed, a new
-    # scratch file could take that number and must not be redirected.
-    stderr_open = _is_open(2)
-    with _scratch_files() as scratch:
-        set_in, set_out = scratch("descriptor_set_in"), scratch("descriptor_set_out")
+    with tempfile.TemporaryDirectory(prefix="protoconform-") as scratch:
+        set_in, set_out = Path(scratch, "imports.binpb"), Path(scratch, "compiled.binpb")
         set_in.write_bytes(pool_set.SerializeToString())
         args = [f"--proto_path={d}" for d in include_dirs]
         args += [f"--descriptor_set_in={set_in}", f"--descriptor_set_out={set_out}", "--include_imports"]
         args += [str(PROTO_ROOT / name) for name in sources]
-        code, diagnostics = _run_protoc(args, scratch("protoc_stderr") if stderr_open else None)
+        code, diagnostics = _run_protoc(args)
         if code != 0:
             raise ProtoCompileError(f"protoc failed (exit {code}) on {PROTO_ROOT}:\n{diagnostics.strip()}")
         compiled = descriptor_pb2.FileDescriptorSet.FromString(set_out.read_bytes())
@@ -198,58 +196,16 @@ def _compile(sources: dict[str, bytes]) -> bytes:
     return ours.SerializeToString(deterministic=True)
 
 
-def _run_protoc(args: list[str], capture: Path | None) -> tuple[int, str]:
-    """Run protoc in process; return its exit code and what it wrote to stderr.
+def _run_protoc(args: list[str]) -> tuple[int, str]:
+    """Run grpcio-tools' protoc in a child process; return its exit code and diagnostics.
 
-    protoc writes diagnostics straight to file descriptor 2, so that descriptor
-    is pointed at ``capture`` for the duration of the call.
+    A child process, because protoc writes its diagnostics straight to file
+    descriptor 2; only a cold start (no cached descriptor set) pays for it.
     """
-    from grpc_tools import protoc  # deferred: only a cold start needs protoc
-
-    if capture is None:
-        return protoc.main(["protoc", *args]), ""
-    if sys.stderr is not None:
-        sys.stderr.flush()
-    saved = os.dup(2)
-    with open(capture, "w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            code = protoc.main(["protoc", *args])
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        return code, sink.read().decode(errors="replace")
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _scratch_files() -> Iterator[Callable[[str], Path]]:
-    """Paths protoc can read and write: anonymous memory files where the OS has
-    them (no filesystem is touched), else files in a private temporary directory."""
-    if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
-        opened: list[int] = []
-
-        def make(label: str) -> Path:
-            fd = os.memfd_create(label)  # close-on-exec
-            opened.append(fd)
-            return Path(f"/proc/self/fd/{fd}")
-
-        try:
-            yield make
-        finally:
-            for fd in opened:
-                os.close(fd)
-    else:
-        with tempfile.TemporaryDirectory(prefix="protoconform-") as tmp:
-            yield lambda label: Path(tmp, f"{label}.binpb")
+    done = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", *args], capture_output=True, text=True, check=False
+    )
+    return done.returncode, done.stderr
 
 
 # -- descriptors of imported files ---------------------------------------------
