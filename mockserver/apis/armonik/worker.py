@@ -94,11 +94,27 @@ def _read_input(state: ArmonikState, folder: str, result_id: str, field: str) ->
     try:
         with open(path, "rb") as handle:
             return handle.read()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, which no file name holds
         raise state.error(
             "armonik.worker.input-missing",
-            f"{field}: cannot read '{result_id}' from data_folder '{folder}' ({exc.strerror or exc})",
+            f"{field}: cannot read '{result_id}' from data_folder '{folder}' ({_why(exc)})",
         ) from None
+
+
+def _write_output(state: ArmonikState, folder: str, result_id: str, index: int, data: bytes) -> None:
+    try:
+        with open(os.path.join(folder, result_id), "wb") as handle:
+            handle.write(data)
+    except (OSError, ValueError) as exc:
+        raise state.error(
+            "armonik.worker.output-unwritable",
+            f"expected_output_keys[{index}]: cannot write '{result_id}' to data_folder '{folder}' "
+            f"({_why(exc)})",
+        ) from None
+
+
+def _why(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 @handler(SVC, "Process")
@@ -130,9 +146,8 @@ async def process(request: ProcessRequest, ctx: CallContext) -> ProcessReply:
     ]
     data = builtin_output(options.get(OPTION_OUTPUT, "concat"), payload, dependencies)
     await wait_virtual(ctx.clock, duration)
-    for output_id in request.expected_output_keys:
-        with open(os.path.join(request.data_folder, output_id), "wb") as handle:
-            handle.write(data)
+    for index, output_id in enumerate(request.expected_output_keys):
+        _write_output(state, request.data_folder, output_id, index, data)
     agent_address = str(state.options.extra.get("agent_address") or "")
     if agent_address and request.expected_output_keys:
         notify = NotifyResultDataRequest(
