@@ -22,11 +22,25 @@ use) is data, written next to the rules::
           request: {...}
           # expect: CODE                 (instead of the rule's code)
           # reply: {field: results.1.status, in: [DUPLICATE_REPORTING]}   (an in-band status)
+      kfp.runs.terminate.effect:     # a rule whose code is OK: the call, then what it changed
+        - method: RunService.TerminateRun
+          given: {...}
+          request: {...}
+          then:                      # steps after the call (``${reply...}`` is its reply)
+            stopped:
+              call: RunService.GetRun
+              request: {run_id: "${created.run.id}"}
+              until: {field: run.status, in: [Succeeded, Failed, Error], advance: 5}
+              reply:                 # what the step's (last) reply must hold
+                - {field: run.status, in: [Failed]}
+                - {field: run.finished_at, not_in: ["1970-01-01T00:00:00Z"]}
 
 Placeholders: ``${name.path}`` (a bound reply, protojson with proto field names;
 list items by index; a string holding JSON is walked into), ``${ns}`` (the run's
 namespace), ``${unique}`` (a new name inside the namespace), ``${uuid}`` (a fresh
-id), ``${now}`` (RFC 3339).
+id), ``${now}`` (RFC 3339); ``${name.path+N}`` adds N to a bound number, and
+``${bytes:N}`` / ``${bytes:name.path+N}`` is that many bytes, base64-encoded as
+protojson wants them (e.g. one more than a size limit a step read).
 A string that is exactly one placeholder takes the bound value as is
 (numbers, objects); otherwise values are spliced into the text.
 
@@ -38,6 +52,7 @@ every other method counts as mutating, which is what ``--read-only`` relies on.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import datetime
@@ -60,8 +75,9 @@ from protoconform.conformance.verdict import Mismatch, short_method
 from protoconform.mockserver.registry import Registry
 from protoconform.specs import rules as spec_rules
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w.\-]*)\}")
+PLACEHOLDER = re.compile(r"\$\{(?:(?P<fn>[a-z]+):)?(?P<ref>[A-Za-z_][\w.\-]*|\d+)(?:\+(?P<plus>\d+))?\}")
 BUILTINS = frozenset({"ns", "unique", "uuid", "now"})
+FUNCTIONS = frozenset({"bytes"})
 
 
 class ExampleError(ValueError):
@@ -80,6 +96,7 @@ class Step:
     stream: dict[str, Any] = field(default_factory=dict)
     until: dict[str, Any] = field(default_factory=dict)
     expect: str = "OK"
+    reply: tuple[dict[str, Any], ...] = ()  # what the (last) reply must hold: {field, in | not_in}
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,7 @@ class Example:
     rule: str = ""  # set for counter-examples: the rule the call must break
     expect: str = ""  # counter-examples: a code other than the rule's
     reply: dict[str, Any] = field(default_factory=dict)  # counter-examples: {field: path, in: [values]}
+    then: tuple[Step, ...] = ()  # steps after the call, to see its effect (``reply`` is bound)
 
     @property
     def template(self) -> Any:
@@ -106,7 +124,7 @@ def placeholders(obj: Any) -> set[str]:
     """Root names referenced by ``${...}`` anywhere in ``obj``."""
     found: set[str] = set()
     if isinstance(obj, str):
-        found.update(m.group(1).split(".")[0] for m in PLACEHOLDER.finditer(obj))
+        found.update(m["ref"].split(".")[0] for m in PLACEHOLDER.finditer(obj) if not m["ref"].isdigit())
     elif isinstance(obj, dict):
         for value in obj.values():
             found |= placeholders(value)
@@ -114,6 +132,14 @@ def placeholders(obj: Any) -> set[str]:
         for value in obj:
             found |= placeholders(value)
     return found
+
+
+def functions(obj: Any) -> set[str]:
+    """Names of the placeholder functions (``${fn:...}``) used anywhere in ``obj``."""
+    if isinstance(obj, str):
+        return {m["fn"] for m in PLACEHOLDER.finditer(obj) if m["fn"]}
+    values = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list | tuple) else ()
+    return set().union(*(functions(v) for v in values))
 
 
 def without(template: Any, path: str, everywhere: bool = False) -> Any:
@@ -242,22 +268,34 @@ class FamilyExamples:
             stream=dict(raw.get("stream") or {}),
             until=dict(raw.get("until") or {}),
             expect=str(raw.get("expect", "OK")),
+            reply=self._expectations(raw.get("reply"), f"{where}.{name}"),
         )
+
+    @staticmethod
+    def _expectations(raw: Any, where: str) -> tuple[dict[str, Any], ...]:
+        items = [raw] if isinstance(raw, dict) else list(raw or [])
+        for item in items:
+            if not isinstance(item, dict) or "field" not in item or not ({"in", "not_in"} & item.keys()):
+                raise ExampleError(f"{where}.reply: each entry is {{field: path, in: [...]}} or not_in")
+        return tuple(items)
 
     def _example(self, method: str, raw: dict[str, Any], where: str) -> Example:
         given = tuple(self._step(n, r, where) for n, r in (raw.get("given") or {}).items())
         names = [s.name for s in given]
-        for step in given:
-            unknown = (
-                placeholders([step.request, step.requests]) - BUILTINS - set(names[: names.index(step.name)])
-            )
-            if unknown:
-                raise ExampleError(
-                    f"{where}.given.{step.name}: refers to {sorted(unknown)} before they are bound"
-                )
+        self._check_bound(given, set(), f"{where}.given")
         unknown = placeholders([raw.get("request"), raw.get("requests")]) - BUILTINS - set(names)
         if unknown:
             raise ExampleError(f"{where}: refers to unbound {sorted(unknown)}")
+        then = tuple(self._step(n, r, where) for n, r in (raw.get("then") or {}).items())
+        clash = {s.name for s in then} & {*names, "reply"}
+        if clash:
+            raise ExampleError(f"{where}.then: {sorted(clash)} already bound")
+        self._check_bound(then, {*names, "reply"}, f"{where}.then")
+        templates = [raw.get("request"), raw.get("requests")]
+        templates += [[s.request, s.requests] for s in (*given, *then)]
+        unknown_fns = functions(templates) - FUNCTIONS
+        if unknown_fns:
+            raise ExampleError(f"{where}: no placeholder function {sorted(unknown_fns)}")
         return Example(
             method=method,
             given=given,
@@ -265,7 +303,18 @@ class FamilyExamples:
             requests=tuple(raw["requests"]) if "requests" in raw else None,
             stream=dict(raw.get("stream") or {}),
             cleanup=tuple(raw.get("cleanup") or ()),
+            then=then,
         )
+
+    @staticmethod
+    def _check_bound(steps: tuple[Step, ...], bound: set[str], where: str) -> None:
+        """Each step refers only to names bound before it (``bound``, then earlier steps)."""
+        known = set(bound)
+        for step in steps:
+            unknown = placeholders([step.request, step.requests]) - BUILTINS - known
+            if unknown:
+                raise ExampleError(f"{where}.{step.name}: refers to {sorted(unknown)} before they are bound")
+            known.add(step.name)
 
     # -- lookups ------------------------------------------------------------------------
     def example(self, method: str) -> Example | None:
@@ -383,13 +432,22 @@ class Scenario:
         if isinstance(template, str):
             whole = PLACEHOLDER.fullmatch(template)
             if whole:
-                return self._value(whole.group(1), bindings)
-            return PLACEHOLDER.sub(lambda m: str(self._value(m.group(1), bindings)), template)
+                return self._placeholder(whole, bindings)
+            return PLACEHOLDER.sub(lambda m: str(self._placeholder(m, bindings)), template)
         if isinstance(template, dict):
             return {k: self.resolve(v, bindings) for k, v in template.items()}
         if isinstance(template, list | tuple):
             return [self.resolve(v, bindings) for v in template]
         return template
+
+    def _placeholder(self, match: re.Match[str], bindings: dict[str, Any]) -> Any:
+        ref = match["ref"]
+        value: Any = int(ref) if ref.isdigit() else self._value(ref, bindings)
+        if match["plus"] is not None:
+            value = _number(value, ref) + int(match["plus"])
+        if match["fn"] == "bytes":  # protojson carries bytes as base64
+            return base64.b64encode(b"x" * max(0, _number(value, ref))).decode()
+        return value
 
     def _value(self, dotted: str, bindings: dict[str, Any]) -> Any:
         if dotted in BUILTINS:
@@ -427,7 +485,19 @@ class Scenario:
             bindings[step.name] = self.bind(self._run_step(step, bindings))
         return bindings
 
-    def _run_step(self, step: Step, bindings: dict[str, Any]) -> Reply:
+    def follow(self, example: Example, bindings: dict[str, Any], reply: Reply) -> None:
+        """Run the example's ``then`` steps after its call (``reply`` bound to the call's reply).
+
+        A deviation there is the case's own (its rule), not a failed preparation."""
+        scope = {**bindings, "reply": self.bind(reply)}
+        for step in example.then:
+            try:
+                scope[step.name] = self.bind(self._run_step(step, scope, phase="after the call, in step"))
+            except Mismatch as exc:
+                exc.rule = None
+                raise
+
+    def _run_step(self, step: Step, bindings: dict[str, Any], phase: str = "preparing step") -> Reply:
         if step.example:
             example = self.book_of(step.method).example(step.method)
             if example is None:
@@ -443,8 +513,16 @@ class Scenario:
                 rule="",
                 method=reply.name,
                 reply=reply,
-                detail=f"preparing step {step.name!r}",
+                detail=f"{phase} {step.name!r}",
             )
+        if step.reply:
+            data = self.bind(reply)
+            for wanted in step.reply:
+                problem = field_mismatch(data, wanted)
+                if problem is not None:
+                    raise Mismatch(
+                        *problem, rule="", method=reply.name, reply=reply, detail=f"{phase} {step.name!r}"
+                    )
         return reply
 
     def _until(self, step: Step, once: Callable[[], Reply]) -> Reply:
@@ -508,6 +586,32 @@ class Scenario:
         if m.client_streaming:
             return [self.rpc.build(m, d) for d in (data if isinstance(data, list) else [data])]
         return self.rpc.build(m, data)
+
+
+def field_mismatch(data: Any, wanted: dict[str, Any]) -> tuple[str, str] | None:
+    """``(expected, actual)`` when ``data`` breaks ``{field: path, in: [...]}`` (or ``not_in``), else None.
+
+    Values compare as text (enum names, protojson numbers and timestamps); a missing field
+    satisfies neither form."""
+    path = str(wanted["field"])
+    value = _lookup_or_none(data, path)
+    shown = "nothing" if value is None else (str(value) or "''")
+    if "in" in wanted:
+        accepted = [str(v) for v in wanted["in"]]
+        if value is None or str(value) not in accepted:
+            return f"{path} in {accepted}", shown
+    if "not_in" in wanted:
+        refused = [str(v) for v in wanted["not_in"]]
+        if value is None or str(value) in refused:
+            return f"{path} not in {refused}", shown
+    return None
+
+
+def _number(value: Any, ref: str) -> int:
+    try:
+        return int(value)  # protojson writes 64-bit integers as strings
+    except (TypeError, ValueError):
+        raise Mismatch("a number", value, rule="", detail=f"${{{ref}}} is not a number") from None
 
 
 def _lookup_or_none(data: Any, dotted: str) -> Any:

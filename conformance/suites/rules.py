@@ -12,7 +12,8 @@ Generated from the rule data and the valid requests of ``examples.yaml``:
 - ``output``: the fields the rule lists are set in the valid reply;
 - ``enum_domain``: enum values in the valid reply stay in the documented domain;
 - any rule with counter-examples (``cases:`` in examples.yaml; state-dependent
-  rules such as preconditions and transitions): each one -> the rule's status.
+  rules such as preconditions and transitions): each one -> the rule's status,
+  then its ``then:`` steps, if any, see the call's effect.
 
 Strict runs want the documented ``code``; ``--lenient`` also accepts ``real_code``
 and does not insist on the field being named.
@@ -105,7 +106,7 @@ def cases_for(
                 example=example,
                 steps=example.given,
                 template=example.template,
-                calls=calls_of(method, example.given),
+                calls=calls_of(method, example.given + example.then),
             )
         )
     for rule in sorted(rules.rules.values(), key=lambda r: r.id):
@@ -124,7 +125,7 @@ def cases_for(
                         counter,
                         counter.given,
                         counter.template,
-                        calls_of(counter.method, counter.given),
+                        calls_of(counter.method, counter.given + counter.then),
                     )
                 )
             continue
@@ -410,9 +411,10 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
     rule = load(case.family).rules.get(case.rule) if case.rule else None
 
     if case.kind == "example":
-        reply, _ = scenario.run(case.example)  # type: ignore[arg-type]
+        reply, bindings = scenario.run(case.example)  # type: ignore[arg-type]
         if not reply.ok:
             raise Mismatch("OK", reply.status(), reply=reply)
+        scenario.follow(case.example, bindings, reply)  # type: ignore[arg-type]
         return
     assert rule is not None
 
@@ -451,8 +453,9 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
         if example.reply:  # an in-band answer: the call succeeds, a field of the reply says no
             _expect_status(reply, rule, target, "", example.expect or "OK")
             _expect_reply_field(reply, example.reply, scenario)
-            return
-        _expect_status(reply, rule, target, rule.field, example.expect)
+        else:
+            _expect_status(reply, rule, target, rule.field, example.expect)
+        scenario.follow(example, bindings, reply)  # effects: what the call changed (`then:` steps)
         return
 
     reply = _run_valid(case, scenario)

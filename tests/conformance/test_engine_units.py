@@ -80,6 +80,128 @@ def test_scenario_resolves_values_and_json_strings() -> None:
         scenario.resolve("${run.missing}", bindings)
 
 
+def test_placeholder_sums_and_bytes() -> None:
+    """``${path+N}`` adds to a bound number (protojson int64 arrive as text); ``${bytes:...}`` is
+    that many bytes, base64-encoded; only the bound root counts as a dependency."""
+    import base64
+
+    scenario = ex.Scenario(None, "ns1", random.Random(1), [])  # type: ignore[arg-type]
+    bindings = {"config": {"size": "5", "name": "x"}}
+    assert scenario.resolve("${config.size+1}", bindings) == 6
+    assert scenario.resolve("${bytes:3}", {}) == base64.b64encode(b"xxx").decode()
+    assert len(base64.b64decode(scenario.resolve("${bytes:config.size+2}", bindings))) == 7
+    assert ex.placeholders({"chunk": "${bytes:config.size+1}", "n": "${bytes:4}"}) == {"config"}
+    assert ex.functions(["${bytes:1}", {"a": "${ns}"}]) == {"bytes"}
+    with pytest.raises(Mismatch, match="not a number"):
+        scenario.resolve("${bytes:config.name}", bindings)
+    services = REGISTRY.families["armonik"]
+    odd = [{"examples": {"Sessions.GetSession": {"request": {"session_id": "${hex:4}"}}}}]
+    with pytest.raises(ex.ExampleError, match="placeholder function"):
+        ex.FamilyExamples("armonik", REGISTRY, parse("armonik", odd, services))
+
+
+def _kfp_book(then: dict) -> ex.FamilyExamples:  # type: ignore[type-arg]
+    case = {
+        "method": "RunService.TerminateRun",
+        "given": {"created": {"call": "RunService.CreateRun", "request": {"run": {"name": "r"}}}},
+        "request": {"run_id": "${created.run.id}"},
+        "then": then,
+    }
+    documents = [
+        {
+            "rules": [
+                {"id": "r.effect", "kind": "transition", "method": "RunService.TerminateRun", "code": "OK"}
+            ]
+        },
+        {"cases": {"r.effect": [case]}},
+    ]
+    return ex.FamilyExamples("kfp", REGISTRY, parse("kfp", documents, REGISTRY.families["kfp"]))
+
+
+def test_then_steps_are_parsed_and_checked_for_bindings() -> None:
+    then = {
+        "after": {
+            "call": "RunService.GetRun",
+            "request": {"run_id": "${created.run.id}"},
+            "reply": [{"field": "run.status", "in": ["Terminating"]}],
+        }
+    }
+    (case,) = _kfp_book(then).cases["r.effect"]
+    assert [s.name for s in case.then] == ["after"]
+    assert case.then[0].reply == ({"field": "run.status", "in": ["Terminating"]},)
+    assert "api.RunService.GetRun" in _kfp_book(then).calls(case.then)  # --read-only sees it
+    with pytest.raises(ex.ExampleError, match="before they are bound"):
+        _kfp_book({"after": {"call": "RunService.GetRun", "request": {"run_id": "${later.id}"}}})
+    with pytest.raises(ex.ExampleError, match="already bound"):
+        _kfp_book({"created": {"call": "RunService.GetRun", "request": {}}})
+    with pytest.raises(ex.ExampleError, match="field: path"):
+        _kfp_book({"after": {"call": "RunService.GetRun", "request": {}, "reply": {"field": "run.status"}}})
+
+
+def test_field_expectations() -> None:
+    data = {"run": {"status": "Failed", "finished_at": "1970-01-01T00:00:00Z", "name": ""}}
+    assert ex.field_mismatch(data, {"field": "run.status", "in": ["Failed", "Error"]}) is None
+    assert ex.field_mismatch(data, {"field": "run.status", "in": ["Running"]}) == (
+        "run.status in ['Running']",
+        "Failed",
+    )
+    epoch = {"field": "run.finished_at", "not_in": ["1970-01-01T00:00:00Z"]}
+    assert ex.field_mismatch(data, epoch) == (
+        "run.finished_at not in ['1970-01-01T00:00:00Z']",
+        data["run"]["finished_at"],
+    )
+    # a missing field satisfies neither form; an empty text shows as ''
+    assert ex.field_mismatch(data, {"field": "run.error", "not_in": ["x"]}) == (
+        "run.error not in ['x']",
+        "nothing",
+    )
+    assert ex.field_mismatch(data, {"field": "run.name", "in": ["a"]}) == ("run.name in ['a']", "''")
+
+
+class _ScriptedRpc:
+    """Answers every call OK with a fixed response per method: enough to drive ``then`` steps."""
+
+    def __init__(self, responses: dict[str, dict]) -> None:  # type: ignore[type-arg]
+        self.responses = responses
+
+    def resolve(self, name: str):  # type: ignore[no-untyped-def]
+        return resolve_method(REGISTRY, name)
+
+    def __call__(self, method, request=None, **kwargs):  # type: ignore[no-untyped-def]
+        from google.protobuf import json_format
+
+        m = method if not isinstance(method, str) else self.resolve(method)
+        response = REGISTRY.message_class(m.response_type)()
+        json_format.ParseDict(self.responses.get(m.name, {}), response)
+        built = REGISTRY.message_class(m.request_type)()
+        json_format.ParseDict(request or {}, built)
+        return Reply(m, grpc.StatusCode.OK, "", [built], [response])
+
+
+def test_then_step_deviation_belongs_to_the_case_rule() -> None:
+    then = {
+        "after": {
+            "call": "RunService.GetRun",
+            "request": {"run_id": "${created.run.id}"},
+            "reply": {"field": "run.status", "in": ["Terminating"]},
+        }
+    }
+    (case,) = _kfp_book(then).cases["r.effect"]
+    bindings = {"created": {"run": {"id": "r1"}}}
+    for status, fails in (("Terminating", False), ("Running", True)):
+        rpc = _ScriptedRpc({"GetRun": {"run": {"id": "r1", "status": status}}})
+        scenario = ex.Scenario(rpc, "ns1", random.Random(1), [])  # type: ignore[arg-type]
+        reply = rpc("RunService.TerminateRun", {"run_id": "r1"})
+        if not fails:
+            scenario.follow(case, bindings, reply)
+            continue
+        with pytest.raises(Mismatch) as caught:
+            scenario.follow(case, bindings, reply)
+        # rule None: the plugin reports it under the case's own rule, not as a failed preparation
+        assert caught.value.rule is None and "run.status" in caught.value.expected
+        assert caught.value.actual == "Running" and "after" in caught.value.detail
+
+
 def test_family_examples_needed_steps_and_effects() -> None:
     book = ex.book("armonik")
     example = book.example(resolve_method(REGISTRY, "Tasks.SubmitTasks").service + ".SubmitTasks")
