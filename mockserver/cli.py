@@ -120,12 +120,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version_line() -> str:
+    from protoconform.mockserver.httpapp import versions
+
+    found = versions()
+    return f"protoconform {found['protoconform']} (flyteidl {found['flyteidl']}, armonik {found['armonik']})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="protoconform",
         description="Stateful mock server, conformance harness and load suites for the Flyte, "
         "Kubeflow Pipelines v1beta1 and ArmoniK control-plane APIs.",
     )
+    parser.add_argument("--version", action="version", version=_version_line())
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -204,6 +204,14 @@ def test_help_is_complete() -> None:
     for name in SUBCOMMANDS:
         assert name in top
         assert "usage: protoconform" in helptext(name)
+    version = subprocess.run(
+        [sys.executable, "-m", "protoconform.mockserver", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert version.startswith("protoconform ") and "flyteidl" in version and "armonik" in version
     serve = helptext("serve")
     for option in ("--host", "--port", "--http-port", "--api", "--log-level", "--clock-speed"):
         assert option in serve
