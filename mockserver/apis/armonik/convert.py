@@ -106,11 +106,16 @@ def task_summary(task: Task) -> TaskSummary:
         pod_hostname=task.pod_hostname,
     )
     summary.options.CopyFrom(task.options)
-    for name in _TASK_TIMES:
-        _set_time(summary, name, getattr(task, name))
-    for name, value in task_durations(task).items():
-        _set_duration(summary, name, value)
+    _set_task_times(summary, task)
     return summary
+
+
+def _set_task_times(reply: Any, task: Task) -> None:
+    """Timestamps and durations, shared by the summary and the detailed task views."""
+    for name in _TASK_TIMES:
+        _set_time(reply, name, getattr(task, name))
+    for name, value in task_durations(task).items():
+        _set_duration(reply, name, value)
 
 
 def task_detailed(task: Task) -> TaskDetailed:
@@ -130,10 +135,7 @@ def task_detailed(task: Task) -> TaskDetailed:
         pod_hostname=task.pod_hostname,
     )
     detailed.options.CopyFrom(task.options)
-    for name in _TASK_TIMES:
-        _set_time(detailed, name, getattr(task, name))
-    for name, value in task_durations(task).items():
-        _set_duration(detailed, name, value)
+    _set_task_times(detailed, task)
     if task.final or task.output_error:
         detailed.output.success = task.output_success
         detailed.output.error = task.output_error

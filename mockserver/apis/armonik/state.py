@@ -62,6 +62,11 @@ FAMILY = "armonik"
 _FIELD_PREFIX = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: ")
 
 
+def _enum_name(enum: Any, number: int) -> str:
+    """The value's name, or the bare number when it is outside the enum (kept for error messages)."""
+    return enum.Name(number) if number in enum.values() else str(number)
+
+
 class TS:
     """Task status numbers (``armonik.api.grpc.v1.task_status.TaskStatus``)."""
 
@@ -84,7 +89,7 @@ class TS:
 
     @staticmethod
     def name(number: int) -> str:
-        return TaskStatus.Name(number) if number in TaskStatus.values() else str(number)
+        return _enum_name(TaskStatus, number)
 
 
 class RS:
@@ -99,7 +104,7 @@ class RS:
 
     @staticmethod
     def name(number: int) -> str:
-        return ResultStatus.Name(number) if number in ResultStatus.values() else str(number)
+        return _enum_name(ResultStatus, number)
 
 
 class SS:
@@ -115,7 +120,7 @@ class SS:
 
     @staticmethod
     def name(number: int) -> str:
-        return SessionStatus.Name(number) if number in SessionStatus.values() else str(number)
+        return _enum_name(SessionStatus, number)
 
 
 # --------------------------------------------------------------------------- entities
