@@ -10,7 +10,9 @@ adds what the gateways configure on top of it:
 - unknown JSON keys ignored or rejected per marshaler, while an unknown enum
   *name* is always an error (Go's decoders reject it either way);
 - a body is read like Go's ``json.Decoder.Decode``: one JSON value, trailing
-  bytes ignored, an empty body meaning "nothing sent".
+  bytes ignored, an empty body meaning "nothing sent";
+- nesting is limited (:mod:`~protoconform.mockserver.safejson`): ``json`` and
+  ``json_format`` recurse once per level, so a deeper body is the client's error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import descriptor, descriptor_pool, json_format, message
+from protoconform.mockserver import safejson
 from protoconform.mockserver.gateway.conventions import Marshaler
 
 # Message types whose JSON form is not an object of their fields.
@@ -154,7 +157,10 @@ def json_values(body: bytes) -> Iterator[Any]:
         if pos >= len(text):
             return
         try:
+            safejson.check_json_value(text, pos, "request body")
             value, pos = decoder.raw_decode(text, pos)
+        except safejson.DocumentRejected as exc:
+            raise JsonError(str(exc)) from None
         except json.JSONDecodeError as exc:
             raise JsonError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
         yield value
@@ -184,6 +190,12 @@ def json_to_message(
         raise JsonError(f"{message_type.full_name}: unexpected null, expected a JSON object")
     if message_type.full_name not in WELL_KNOWN and not isinstance(value, dict):
         raise JsonError(f"{message_type.full_name}: expected a JSON object, got {_json_kind(value)}")
+    try:
+        # Before the recursive walks below; one level more than a body may have, since
+        # a named body arrives wrapped as {field: value}.
+        safejson.check_value(value, message_type.full_name, safejson.MAX_DEPTH + 1)
+    except safejson.DocumentRejected as exc:
+        raise JsonError(str(exc)) from None
     pruned = _check_keys(message_type, value, marshaler.discard_unknown, message_type.name, pool)
     try:
         json_format.ParseDict(pruned, msg, ignore_unknown_fields=False, descriptor_pool=pool)

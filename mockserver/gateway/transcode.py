@@ -35,6 +35,7 @@ from google.protobuf import (
     timestamp_pb2,
     wrappers_pb2,
 )
+from protoconform.mockserver import safejson
 from protoconform.mockserver.gateway import jsonmap
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Route
@@ -290,6 +291,7 @@ def _message_value(message_type: descriptor.Descriptor, text: str, version: int)
     ):
         target = descriptor_pool.Default().FindMessageTypeByName(name)
         result = message_factory.GetMessageClass(target)()
+        safejson.check_json_text(text, name)  # json_format.Parse recurses once per level
         try:
             json_format.Parse(text, result)
         except json_format.ParseError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, message
+from protoconform.mockserver import safejson
 from protoconform.mockserver.apis.kfp.errors import Violation
 
 RULE_SORT_FORMAT = "kfp.runs.list.sort-format"
@@ -113,7 +114,16 @@ def parse_filter(
         return None
     if _BAD_ESCAPE.search(text):
         raise Violation(RULE_FILTER_PARSE, f'failed to parse valid filter from "{text}": invalid URL escape')
-    decoded = urllib.parse.unquote_plus(text)
+    return _filter_from_json(urllib.parse.unquote_plus(text), filter_class, contract)
+
+
+def _filter_from_json(
+    decoded: str, filter_class: type[message.Message], contract: Contract
+) -> message.Message:
+    try:
+        safejson.check_json_text(decoded, "filter")  # json_format.Parse recurses once per level
+    except safejson.DocumentRejected as exc:
+        raise Violation(RULE_FILTER_PARSE, str(exc)) from None
     try:
         parsed = json_format.Parse(decoded, filter_class())
     except json_format.ParseError as exc:
@@ -222,7 +232,7 @@ class PageToken:
 def decode_token(text: str, contract: Contract) -> PageToken:
     invalid = Violation(RULE_TOKEN_INVALID, "Invalid package token.")
     try:
-        payload = json.loads(base64.b64decode(text.encode(), validate=True))
+        payload = safejson.loads(base64.b64decode(text.encode(), validate=True).decode(), "page_token")
         field, desc = payload["sort"]
         key = payload["key"]
         if (
@@ -239,9 +249,24 @@ def decode_token(text: str, contract: Contract) -> PageToken:
             )
         ):
             raise invalid
+        safejson.check_json_text(payload["filter"], "page_token")  # parsed later by token_filter
         return PageToken(Sort(field, desc), payload["filter"], key)
+    except safejson.DocumentRejected as exc:
+        raise Violation(RULE_TOKEN_INVALID, str(exc)) from None
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise invalid from None
+
+
+def token_filter(
+    token: PageToken, filter_class: type[message.Message], contract: Contract
+) -> message.Message | None:
+    """The filter a token carries, checked like a request's: a forged one makes the token invalid."""
+    if not token.filter:
+        return None
+    try:
+        return _filter_from_json(token.filter, filter_class, contract)
+    except Violation:
+        raise Violation(RULE_TOKEN_INVALID, "Invalid package token.") from None
 
 
 def after_or_at(key: list[Any], start: list[Any], desc: bool) -> bool:

@@ -14,7 +14,8 @@ from functools import wraps
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, message
+from google.protobuf import message
+from protoconform.mockserver import safejson
 from protoconform.mockserver.apis.kfp import artifacts, defects, listing, templates
 from protoconform.mockserver.apis.kfp.errors import Violation
 from protoconform.mockserver.apis.kfp.lifecycle import requested_failure
@@ -23,6 +24,11 @@ from protoconform.mockserver.rpc import ApiError, CallContext, handler
 from protoconform.mockserver.validation import check_request, rule_error
 
 SERVICE = "api.RunService"
+RULE_WORKFLOW_MANIFEST = "kfp.runs.create.workflow-manifest-json"
+RULE_PIPELINE_MANIFEST = "kfp.runs.create.pipeline-manifest-ir"
+# The manifest fields of CreateRun, as errors name them.
+WORKFLOW_MANIFEST = "run.pipeline_spec.workflow_manifest"
+PIPELINE_MANIFEST = "run.pipeline_spec.pipeline_manifest"
 
 # api.ResourceType / api.Relationship numbers, resolved once from the descriptors.
 _TYPES: dict[str, int] = {}
@@ -132,12 +138,9 @@ def create_run(request: message.Message, ctx: CallContext) -> message.Message:
             "pipeline manifest.",
         )
     if workflow_text and not _decodes_as_workflow(workflow_text):
-        raise Violation(
-            "kfp.runs.create.workflow-manifest-json",
-            f"Invalid argo workflow format. Workflow: {workflow_text}",
-        )
+        raise Violation(RULE_WORKFLOW_MANIFEST, f"Invalid argo workflow format. Workflow: {workflow_text}")
     if ir_text and not _decodes_as_ir(ir_text):
-        raise Violation("kfp.runs.create.pipeline-manifest-ir", "Invalid IR spec format.")
+        raise Violation(RULE_PIPELINE_MANIFEST, "Invalid IR spec format.")
     if not (workflow_text or ir_text or spec.pipeline_id or version_id):
         raise Violation(
             "kfp.runs.create.pipeline-source-required",
@@ -175,6 +178,7 @@ def create_run(request: message.Message, ctx: CallContext) -> message.Message:
     references = [_copy(ref) for ref in run_in.resource_references]
     if workflow_text or ir_text:
         manifest = workflow_text or ir_text
+        source = WORKFLOW_MANIFEST if workflow_text else PIPELINE_MANIFEST
     else:
         if version is None:
             assert pipeline is not None
@@ -185,7 +189,8 @@ def create_run(request: message.Message, ctx: CallContext) -> message.Message:
                 )
             references.append(_reference(state, "PIPELINE_VERSION", version.id, "CREATOR"))
         manifest = version.manifest
-    template = templates.classify(manifest)
+        source = f"manifest of pipeline version {version.id}"
+    template = templates.classify(manifest, source)
     run_id = str(uuid.uuid4())
     if template.version == "v1":
         body = templates.replace_macros(template.body, run_id)
@@ -258,22 +263,25 @@ def create_run(request: message.Message, ctx: CallContext) -> message.Message:
     return _detail(state, record, ctx)
 
 
-def _json_object(text: str) -> Any:
+def _json_object(text: str, rule_id: str, what: str) -> Any:
+    """The JSON of a request manifest, or None; nesting beyond the limit breaks ``rule_id`` too."""
     try:
-        return json.loads(text)
+        return safejson.loads(text, what)
+    except safejson.DocumentRejected as exc:
+        raise Violation(rule_id, str(exc)) from None
     except ValueError:
         return None
 
 
 def _decodes_as_ir(text: str) -> bool:
     """pipeline_manifest is decoded as JSON into the pipeline IR message: an object with typed fields."""
-    document = _json_object(text)
+    document = _json_object(text, RULE_PIPELINE_MANIFEST, PIPELINE_MANIFEST)
     return isinstance(document, dict) and templates.shape_problem(document, "ir") is None
 
 
 def _decodes_as_workflow(text: str) -> bool:
     """The server decodes workflow_manifest as JSON into an Argo Workflow: an object with typed fields."""
-    document = _json_object(text)
+    document = _json_object(text, RULE_WORKFLOW_MANIFEST, WORKFLOW_MANIFEST)
     return isinstance(document, dict) and templates.shape_problem(document, "workflow") is None
 
 
@@ -374,7 +382,7 @@ def list_runs(request: message.Message, ctx: CallContext) -> message.Message:
             if asked != token.filter:
                 raise Violation(listing.RULE_TOKEN_MISMATCH, _MISMATCH)
         sort, canonical = token.sort, token.filter
-        parsed = json_format.Parse(canonical, state.api.Filter()) if canonical else None
+        parsed = listing.token_filter(token, state.api.Filter, terms)
     else:
         sort = listing.parse_sort(request.sort_by, terms)
         parsed = listing.parse_filter(request.filter, state.api.Filter, terms)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from protoconform.mockserver import safejson
 from protoconform.mockserver.apis.kfp.errors import Violation
 
+RULE_FORMAT = "kfp.runs.create.template-format"
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 MAX_NESTING = 8  # DAGs inside DAGs deeper than this are treated as single steps
 MAX_NODES = 500  # a graph is cut here (recursive templates would expand without end)
@@ -27,14 +29,21 @@ class Template:
     body: dict[str, Any]
 
 
-def load_document(text: str) -> Any:
-    """A stored manifest may be JSON or YAML (uploaded pipelines are often YAML)."""
+def load_document(text: str, what: str) -> Any:
+    """A stored manifest may be JSON or YAML (uploaded pipelines are often YAML); None if neither.
+
+    Nesting and (YAML aliases expanded) size are limited, so the walks over the
+    document below stay shallow and short: a manifest over the limits is refused
+    as malformed, the message naming ``what``.
+    """
     try:
-        return json.loads(text)
+        return safejson.loads(text, what)
     except ValueError:
-        pass
+        pass  # not JSON, or too deep for JSON: YAML (a superset) reads it, with the same limits
     try:
-        return yaml.safe_load(text)
+        return safejson.load_yaml(text, what)
+    except safejson.DocumentRejected as exc:
+        raise Violation(RULE_FORMAT, str(exc)) from None
     except yaml.YAMLError:
         return None
 
@@ -102,13 +111,14 @@ def shape_problem(document: Any, shape_name: str) -> str | None:
     return check(document, shape_name, shape_name)
 
 
-def classify(text: str) -> Template:
-    document = load_document(text)
+def classify(text: str, what: str) -> Template:
+    """The template a manifest holds; ``what`` names the manifest in errors."""
+    document = load_document(text, what)
     if isinstance(document, dict):
         api_version, kind = document.get("apiVersion"), document.get("kind")
         if isinstance(api_version, str) and api_version.startswith("argoproj.io/") and kind == "Workflow":
             if problem := shape_problem(document, "workflow"):
-                raise Violation("kfp.runs.create.template-format", f"unknown template format: {problem}")
+                raise Violation(RULE_FORMAT, f"unknown template format: {problem}")
             if api_version != ARGO_API_VERSION:
                 raise Violation(
                     "kfp.runs.create.argo-version",
@@ -118,9 +128,9 @@ def classify(text: str) -> Template:
         info = document.get("pipelineInfo")
         if isinstance(info, dict) and info.get("name") and isinstance(document.get("root"), dict):
             if problem := shape_problem(document, "ir"):
-                raise Violation("kfp.runs.create.template-format", f"unknown template format: {problem}")
+                raise Violation(RULE_FORMAT, f"unknown template format: {problem}")
             return Template("v2", document)
-    raise Violation("kfp.runs.create.template-format", "unknown template format")
+    raise Violation(RULE_FORMAT, "unknown template format")
 
 
 def declared_parameters(workflow: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,8 +157,12 @@ def parameter_value(workflow: dict[str, Any], name: str) -> str:
 
 
 def replace_macros(workflow: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """The server substitutes the run id for ``{{workflow.uid}}`` before submitting."""
-    return json.loads(json.dumps(workflow).replace("{{workflow.uid}}", run_id))
+    """The server substitutes the run id for ``{{workflow.uid}}`` before submitting.
+
+    The workflow passed ``load_document``'s limits, so the round trip stays shallow; values
+    YAML has and JSON lacks (timestamps, binary) become strings, as in the submitted JSON.
+    """
+    return json.loads(json.dumps(workflow, default=str).replace("{{workflow.uid}}", run_id))
 
 
 # -- task graph ------------------------------------------------------------------
