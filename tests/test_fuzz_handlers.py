@@ -16,8 +16,10 @@ import json
 import os
 import random
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,6 +35,7 @@ from protoconform.conformance import examples, strategies
 from protoconform.conformance.caller import Caller
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch
+from protoconform.mockserver.apis.armonik import dataroot
 from protoconform.mockserver.control.client import ControlClient
 from protoconform.mockserver.dispatch import CallRecord
 from protoconform.mockserver.launcher import ThreadedServer
@@ -434,25 +437,36 @@ def test_kfp_rest_route_never_answers_500(
 
 
 @pytest.mark.parametrize(
-    ("folder", "outputs", "field"),
-    [("\x00", [], "payload_id"), ("", ["sub"], "expected_output_keys[0]")],
+    ("folder", "outputs", "code", "field"),
+    [
+        ("\x00", [], grpc.StatusCode.INVALID_ARGUMENT, "data_folder"),
+        ("", ["sub"], grpc.StatusCode.FAILED_PRECONDITION, "expected_output_keys[0]"),
+    ],
     ids=["nul-in-data-folder", "output-is-a-directory"],
 )
 def test_worker_process_names_the_unusable_path(
-    folder: str, outputs: list[str], field: str, fuzz_channel: grpc.Channel, tmp_path: Any
+    folder: str,
+    outputs: list[str],
+    code: grpc.StatusCode,
+    field: str,
+    watched: tuple[ThreadedServer, CrashWatch],
+    fuzz_channel: grpc.Channel,
 ) -> None:
-    (tmp_path / "payload").write_bytes(b"x")
-    (tmp_path / "sub").mkdir()
+    server = watched[0]
+    root = server.run(lambda: dataroot.data_root(server.server.states["armonik"]))
+    work = Path(tempfile.mkdtemp(dir=root))  # inside the server's data root, the only place it uses
+    (work / "payload").write_bytes(b"x")
+    (work / "sub").mkdir()
     request = {
         "communicationToken": "t",
         "sessionId": "s",
         "taskId": "task",
         "payloadId": "payload",
-        "dataFolder": folder or str(tmp_path),
+        "dataFolder": folder or str(work),
         "expectedOutputKeys": outputs,
         "taskOptions": {"options": {"mock.duration": "0"}},  # no wait on the manual clock
     }
     with pytest.raises(grpc.RpcError) as caught:
         _call(fuzz_channel, "armonik.api.grpc.v1.worker.Worker.Process", request)
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.code() == code
     assert (caught.value.details() or "").startswith(f"{field}: ")

@@ -116,7 +116,7 @@ def server_options(
     worker: tuple[ScriptedWorker, int], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     folder = str(tmp_path_factory.mktemp("agent-data"))
-    return {"worker_address": f"127.0.0.1:{worker[1]}", "data_folder": folder}
+    return {"worker_address": f"127.0.0.1:{worker[1]}", "data_root": folder}
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def cluster() -> Iterator[Cluster]:
             "armonik",
             "--armonik-worker",
             socket,
-            "--armonik-data-folder",
+            "--armonik-data-root",
             os.path.join(folder, "data"),
         ]
         with ServerProcess(args) as server, grpc.insecure_channel(server.grpc_address) as channel:

@@ -1,13 +1,15 @@
 """The built-in Worker service: what an agent implementation sees when it drives it.
 
-The test plays the agent: it prepares a data folder, calls ``Worker.Process`` on
-the server, and serves a small Agent of its own that records the
-``NotifyResultData`` calls the worker makes (``--armonik-worker-agent``).
+The test plays the agent: it prepares a data folder inside the server's data
+root (``--armonik-data-root``), calls ``Worker.Process`` on the server, and
+serves a small Agent of its own that records the ``NotifyResultData`` calls the
+worker makes (``--armonik-worker-agent``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +58,19 @@ def agent() -> Iterator[tuple[RecordingAgent, int]]:
 
 
 @pytest.fixture(scope="module")
-def server_options(agent: tuple[RecordingAgent, int]) -> dict[str, Any]:
-    return {"agent_address": f"127.0.0.1:{agent[1]}"}
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data-root")
+
+
+@pytest.fixture(scope="module")
+def server_options(agent: tuple[RecordingAgent, int], data_root: Path) -> dict[str, Any]:
+    return {"agent_address": f"127.0.0.1:{agent[1]}", "data_root": str(data_root)}
+
+
+@pytest.fixture
+def folder(data_root: Path) -> Path:
+    """A fresh data folder inside the server's data root."""
+    return Path(tempfile.mkdtemp(dir=data_root))
 
 
 @pytest.fixture
@@ -90,12 +103,12 @@ def test_health_check(worker: WorkerStub) -> None:
 
 
 def test_process_writes_outputs_and_notifies_the_agent(
-    worker: WorkerStub, agent: tuple[RecordingAgent, int], tmp_path: Path
+    worker: WorkerStub, agent: tuple[RecordingAgent, int], folder: Path
 ) -> None:
-    reply = worker.Process(process_request(tmp_path))
+    reply = worker.Process(process_request(folder))
     assert reply.output.WhichOneof("type") == "ok"
     for output in ("out-1", "out-2"):
-        assert (tmp_path / output).read_bytes() == b"payload;A;B;"
+        assert (folder / output).read_bytes() == b"payload;A;B;"
     [notify] = agent[0].notified
     assert notify.communication_token == "token-1"
     assert [(i.session_id, i.result_id) for i in notify.ids] == [
@@ -112,12 +125,12 @@ def test_process_writes_outputs_and_notifies_the_agent(
         ("sha256", hashlib.sha256(b"payload;A;B;").hexdigest().encode()),
     ],
 )
-def test_output_modes(worker: WorkerStub, tmp_path: Path, mode: str, expected: bytes) -> None:
-    worker.Process(process_request(tmp_path, **{"mock.output": mode}))
-    assert (tmp_path / "out-1").read_bytes() == expected
+def test_output_modes(worker: WorkerStub, folder: Path, mode: str, expected: bytes) -> None:
+    worker.Process(process_request(folder, **{"mock.output": mode}))
+    assert (folder / "out-1").read_bytes() == expected
 
 
-def test_same_outputs_as_the_engine(server: ThreadedServer, worker: WorkerStub, tmp_path: Path) -> None:
+def test_same_outputs_as_the_engine(server: ThreadedServer, worker: WorkerStub, folder: Path) -> None:
     """A task run by the engine's built-in processing and the Worker service compute the same bytes."""
     with grpc.insecure_channel(server.grpc_address) as channel:
         stubs = Stubs(channel)
@@ -134,55 +147,55 @@ def test_same_outputs_as_the_engine(server: ThreadedServer, worker: WorkerStub, 
         )
         advance(server, 3.0)
         from_engine = download(stubs, sid, out)
-    worker.Process(process_request(tmp_path, **{"mock.output": "sha256"}))
-    assert (tmp_path / "out-1").read_bytes() == from_engine
+    worker.Process(process_request(folder, **{"mock.output": "sha256"}))
+    assert (folder / "out-1").read_bytes() == from_engine
 
 
-def test_failures_on_request(worker: WorkerStub, tmp_path: Path) -> None:
-    reply = worker.Process(process_request(tmp_path, **{"mock.fail": "error"}))
+def test_failures_on_request(worker: WorkerStub, folder: Path) -> None:
+    reply = worker.Process(process_request(folder, **{"mock.fail": "error"}))
     assert reply.output.WhichOneof("type") == "error"
     assert "mock.fail=error" in reply.output.error.details
-    assert not (tmp_path / "out-1").exists()
+    assert not (folder / "out-1").exists()
 
-    error = rpc_error(worker.Process, process_request(tmp_path, **{"mock.fail": "crash"}))
+    error = rpc_error(worker.Process, process_request(folder, **{"mock.fail": "crash"}))
     assert error.code() == grpc.StatusCode.UNKNOWN and error.details().startswith("task_options.options:")
 
     # Only the first attempt fails: the retry "<id>###1" succeeds.
     once = {"mock.fail": "crash", "mock.fail_attempts": "1"}
-    assert rpc_error(worker.Process, process_request(tmp_path, **once)).code() == grpc.StatusCode.UNKNOWN
-    reply = worker.Process(process_request(tmp_path, task_id="task-1###1", **once))
+    assert rpc_error(worker.Process, process_request(folder, **once)).code() == grpc.StatusCode.UNKNOWN
+    reply = worker.Process(process_request(folder, task_id="task-1###1", **once))
     assert reply.output.WhichOneof("type") == "ok"
 
 
 def test_processing_time_runs_on_the_virtual_clock(
-    server: ThreadedServer, worker: WorkerStub, tmp_path: Path
+    server: ThreadedServer, worker: WorkerStub, folder: Path
 ) -> None:
-    call: Any = worker.Process.future(process_request(tmp_path, **{"mock.duration": "5"}))
+    call: Any = worker.Process.future(process_request(folder, **{"mock.duration": "5"}))
     time.sleep(0.3)
     assert not call.done()  # the manual clock has not moved
     advance(server, 5.0)
     assert call.result(timeout=10).output.WhichOneof("type") == "ok"
 
 
-def test_bad_input(worker: WorkerStub, agent: tuple[RecordingAgent, int], tmp_path: Path) -> None:
-    request = process_request(tmp_path)
+def test_bad_input(worker: WorkerStub, agent: tuple[RecordingAgent, int], folder: Path) -> None:
+    request = process_request(folder)
     request.data_folder = ""
     error = rpc_error(worker.Process, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("data_folder:")
 
-    request = process_request(tmp_path)
-    (tmp_path / "payload").unlink()
+    request = process_request(folder)
+    (folder / "payload").unlink()
     error = rpc_error(worker.Process, request)
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and error.details().startswith("payload_id:")
 
-    request = process_request(tmp_path)
-    (tmp_path / "dep-b").unlink()
+    request = process_request(folder)
+    (folder / "dep-b").unlink()
     error = rpc_error(worker.Process, request)
     assert error.details().startswith("data_dependencies[1]:")
-    assert not (tmp_path / "out-1").exists() and agent[0].notified == []
+    assert not (folder / "out-1").exists() and agent[0].notified == []
 
     # The agent refusing the notification fails the call like a crashed worker.
-    error = rpc_error(worker.Process, process_request(tmp_path, token="refused"))
+    error = rpc_error(worker.Process, process_request(folder, token="refused"))
     assert error.code() == grpc.StatusCode.UNKNOWN
     assert (
         error.details().startswith("communication_token:") and "Wrong communication token" in error.details()
@@ -199,3 +212,7 @@ def test_command_line_options() -> None:
     options = parse(config_from_args(args).options("armonik"))
     assert options.worker_address == "unix:///tmp/w.sock"
     assert options.extra["agent_address"] == "127.0.0.1:5001"
+    assert options.data_root == ""  # a private temporary folder
+    for flag in ("--armonik-data-root", "--armonik-data-folder"):  # the second is an alias
+        args = build_parser().parse_args(["serve", flag, "/srv/ak"])
+        assert parse(config_from_args(args).options("armonik")).data_root == "/srv/ak"

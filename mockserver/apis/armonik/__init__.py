@@ -125,9 +125,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         "(default: none; results are only written to the data folder)",
     )
     group.add_argument(
-        "--armonik-data-folder",
+        "--armonik-data-root",
+        "--armonik-data-folder",  # its earlier name
+        dest="armonik_data_root",
         metavar="DIR",
-        help="folder shared with an attached worker for payloads and results (default: a temporary one)",
+        help="the only folder the built-in Worker and the Agent read and write: Worker.Process's "
+        "data_folder must be inside it, and an attached worker gets a folder per task in it "
+        "(default: a private temporary folder, removed when the server stops)",
     )
     group.add_argument(
         "--armonik-compat",
@@ -152,7 +156,7 @@ _ARGUMENTS = {
     "armonik_processing_time": "processing_time",
     "armonik_cancel_delay": "cancel_delay",
     "armonik_worker_address": "worker_address",
-    "armonik_data_folder": "data_folder",
+    "armonik_data_root": "data_root",
     "armonik_agent_address": "agent_address",  # kept in ArmonikOptions.extra (built-in Worker)
     "armonik_compat": "compat",
     "armonik_core_version": "core_version",

@@ -15,7 +15,6 @@ CREATING until then.  A failed run aborts them (the engine discards its products
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 from armonik.protogen.common.agent_common_pb2 import (
@@ -36,6 +35,7 @@ from armonik.protogen.common.agent_common_pb2 import (
 from protoconform.mockserver.apis.armonik import (
     attach,  # noqa: F401 - installs the worker-attach path
     convert,
+    dataroot,
 )
 from protoconform.mockserver.apis.armonik.engine import TaskRun
 from protoconform.mockserver.apis.armonik.results import new_result
@@ -87,11 +87,6 @@ def _metadata(result: Result) -> ResultMetaData:
     return meta
 
 
-def _write(folder: str, result_id: str, data: bytes) -> None:
-    with open(os.path.join(folder, result_id), "wb") as handle:
-        handle.write(data)
-
-
 @handler(SVC, "CreateResultsMetaData")
 def create_results_metadata(
     request: CreateResultsMetaDataRequest, ctx: CallContext
@@ -136,11 +131,10 @@ def notify_result_data(request: NotifyResultDataRequest, ctx: CallContext) -> No
                 f"{where}.result_id: result '{result.result_id}' belongs to session '{result.session_id}', "
                 f"not to the session of the task being processed ('{run.session.session_id}')",
             )
-        path = os.path.join(run.data_folder, result.result_id) if run.data_folder else ""
-        try:
-            with open(path, "rb") as handle:
-                received[result.result_id] = handle.read()
-        except OSError:
+        try:  # the worker may have put anything there: never leave the task's folder
+            path = dataroot.file_in(run.data_folder, result.result_id) if run.data_folder else ""
+            received[result.result_id] = dataroot.read(path)
+        except (OSError, dataroot.Refused):
             raise state.error(
                 "armonik.agent.notified-file-missing",
                 f"{where}.result_id: no file '{result.result_id}' in the data folder of the task "
@@ -181,7 +175,8 @@ def _fetch_data(request: DataRequest, ctx: CallContext) -> DataResponse:
             "armonik.agent.resource-not-found",
             f"result_id: result '{result.result_id}' has no data ({RS.name(result.status)})",
         )
-    _write(run.data_folder, result.result_id, data)
+    # never through a link the worker may have left there (an error is a server fault, as before)
+    dataroot.write(dataroot.file_in(run.data_folder, result.result_id), data)
     return DataResponse(result_id=result.result_id)
 
 

@@ -2,7 +2,7 @@
 
 With a worker address in the family options, the engine's executor becomes a
 :class:`WorkerExecutor`: for each task it processes, it prepares a folder
-``<data folder>/<communication token>`` holding the payload and the data
+``<data root>/<communication token>`` (:mod:`.dataroot`) holding the payload and the data
 dependencies (files named by result id), then calls ``Worker.Process`` on the
 user's worker with a fresh communication token, as ArmoniK's polling agent
 does.  During the call the worker talks to this server's Agent service with
@@ -13,7 +13,7 @@ the task, ``Output.error`` fails it without retry, a failed call is a crash
 engine on the virtual clock.
 
 The executor is installed on every new state (also after a state reset), and
-the channels and the temporary data folder are released when the server stops.
+the channels are closed when the server stops.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import asyncio
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Awaitable
 
 import grpc
 from armonik.protogen.common.objects_pb2 import Configuration, Empty
 from armonik.protogen.common.worker_common_pb2 import HealthCheckReply, ProcessRequest
 from armonik.protogen.worker.worker_service_pb2_grpc import WorkerStub
-from protoconform.mockserver.apis.armonik import lifecycle
+from protoconform.mockserver.apis.armonik import dataroot, lifecycle
 from protoconform.mockserver.apis.armonik.engine import CRASH, ERROR, SUCCESS, Outcome, TaskRun
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.rpc import DEFAULT_VARIANT
@@ -64,18 +63,6 @@ class ChannelPool:
 
 
 CHANNELS = ChannelPool()
-_temporary_folders: dict[int, str] = {}  # event loop (one per server) -> its temporary data folder
-
-
-def data_root(state: ArmonikState) -> str:
-    """The folder shared with the worker (the configured one, else a temporary one per server)."""
-    if state.options.data_folder:
-        os.makedirs(state.options.data_folder, exist_ok=True)
-        return state.options.data_folder
-    loop = id(asyncio.get_running_loop())
-    if loop not in _temporary_folders:
-        _temporary_folders[loop] = tempfile.mkdtemp(prefix="protoconform-armonik-")
-    return _temporary_folders[loop]
 
 
 class WorkerExecutor:
@@ -87,15 +74,17 @@ class WorkerExecutor:
 
     def process(self, run: TaskRun) -> Awaitable[Outcome]:
         # Prepare the folder now (on the loop, before anything else can change the inputs).
-        run.data_folder = os.path.join(data_root(self.state), run.token)
+        # Tokens and result ids are server-made; checked anyway, as they become path components.
+        run.data_folder = dataroot.file_in(dataroot.data_root(self.state), run.token)
         os.makedirs(run.data_folder, exist_ok=True)
         task = run.task
         for result_id in dict.fromkeys([task.payload_id, *task.data_dependencies]):
             result = self.state.results.get(result_id) if result_id else None
             if result is None:
                 continue
-            with open(os.path.join(run.data_folder, result_id), "wb") as handle:
-                handle.write(self.state.result_data(result) or b"")
+            dataroot.write(
+                dataroot.file_in(run.data_folder, result_id), self.state.result_data(result) or b""
+            )
         request = ProcessRequest(
             communication_token=run.token,
             session_id=task.session_id,
@@ -149,9 +138,6 @@ async def check_worker(state: ArmonikState) -> None:
 
 async def release(state: ArmonikState) -> None:
     await CHANNELS.close()
-    folder = _temporary_folders.pop(id(asyncio.get_running_loop()), None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 lifecycle.STATE_HOOKS.append(install)

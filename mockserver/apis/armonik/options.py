@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 COMPAT_MODES = ("reference-mock",)
+ALIASES = {"data_folder": "data_root"}  # earlier option names
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ArmonikOptions:
     cancel_delay: float = 0.001  # CANCELLING -> CANCELLED
     max_parallel: int = 256  # tasks in DISPATCHED/PROCESSING at once
     worker_address: str = ""  # a user's Worker service; empty = the built-in behaviour
-    data_folder: str = ""  # shared folder with an attached worker ("" = a temporary one)
+    data_root: str = ""  # the only folder Worker/Agent files live in ("" = a private temporary one)
     compat: str = ""  # "" (stateful) or "reference-mock"
     core_version: str = ""  # Versions.ListVersions core; "" = this server's version
     extra: dict[str, Any] = field(default_factory=dict)  # options of other parts (agent, worker)
@@ -87,6 +88,7 @@ def parse(raw: dict[str, Any] | None) -> ArmonikOptions:
     values: dict[str, Any] = {}
     extra: dict[str, Any] = dict(raw.pop("extra", {}) or {})
     for key, value in raw.items():
+        key = ALIASES.get(key, key)
         if key not in known:
             extra[key] = value
             continue

@@ -4,6 +4,11 @@
 payload and the data dependencies from ``data_folder`` (one file per result id),
 computes every expected output, writes ``data_folder/<output id>``, and tells
 the agent with ``Agent.NotifyResultData`` (communication token of the request).
+Its port is public, so it touches nothing outside the server's data root
+(:mod:`.dataroot`): ``data_folder`` must be the root or a folder inside it (a
+relative one is taken inside the root) and every file name one plain path
+component; anything else is INVALID_ARGUMENT with a message that says nothing
+about the path it named.
 The agent is the one at ``--armonik-worker-agent`` (family option
 ``agent_address``); without one, outputs are only written to the folder.
 
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from typing import Any
 
 import grpc
@@ -26,6 +30,7 @@ from armonik.protogen.common.agent_common_pb2 import NotifyResultDataRequest
 from armonik.protogen.common.objects_pb2 import Empty, Output
 from armonik.protogen.common.worker_common_pb2 import HealthCheckReply, ProcessReply, ProcessRequest
 from armonik.protogen.worker.agent_service_pb2_grpc import AgentStub
+from protoconform.mockserver.apis.armonik import dataroot
 from protoconform.mockserver.apis.armonik.attach import CHANNELS
 from protoconform.mockserver.apis.armonik.engine import (
     CRASH,
@@ -89,38 +94,54 @@ async def wait_virtual(clock: Clock, seconds: float) -> None:
         timer.cancel()
 
 
-def _read_input(state: ArmonikState, folder: str, result_id: str, field: str) -> bytes:
-    path = os.path.join(folder, result_id)
+def _confined(state: ArmonikState, request: ProcessRequest) -> dict[str, str]:
+    """Per field, the path of the file the request names there, once every name is checked."""
+    root = dataroot.data_root(state)
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, which no file name holds
+        folder = dataroot.folder_in(root, request.data_folder)
+    except dataroot.Refused:
         raise state.error(
-            "armonik.worker.input-missing",
-            f"{field}: cannot read '{result_id}' from data_folder '{folder}' ({_why(exc)})",
+            "armonik.worker.path-outside-root", "data_folder: must be a folder inside the server's data root"
+        ) from None
+    names = [
+        ("payload_id", request.payload_id),
+        *((f"data_dependencies[{i}]", name) for i, name in enumerate(request.data_dependencies)),
+        *((f"expected_output_keys[{i}]", name) for i, name in enumerate(request.expected_output_keys)),
+    ]
+    paths: dict[str, str] = {}
+    for field, name in names:
+        try:
+            paths[field] = dataroot.file_in(folder, name, root)
+        except dataroot.Refused:
+            raise state.error(
+                "armonik.worker.file-name-invalid", f"{field}: must be a plain file name inside data_folder"
+            ) from None
+    return paths
+
+
+def _read_input(state: ArmonikState, path: str, name: str, field: str) -> bytes:
+    try:
+        return dataroot.read(path)
+    except OSError:  # inside the root: missing, a folder, a link or unreadable all read the same
+        raise state.error(
+            "armonik.worker.input-missing", f"{field}: '{name}' not found in data_folder"
         ) from None
 
 
-def _write_output(state: ArmonikState, folder: str, result_id: str, index: int, data: bytes) -> None:
+def _write_output(state: ArmonikState, path: str, name: str, field: str, data: bytes) -> None:
     try:
-        with open(os.path.join(folder, result_id), "wb") as handle:
-            handle.write(data)
-    except (OSError, ValueError) as exc:
+        dataroot.write(path, data)
+    except OSError:
         raise state.error(
-            "armonik.worker.output-unwritable",
-            f"expected_output_keys[{index}]: cannot write '{result_id}' to data_folder '{folder}' "
-            f"({_why(exc)})",
+            "armonik.worker.output-unwritable", f"{field}: cannot write '{name}' as a file in data_folder"
         ) from None
-
-
-def _why(exc: Exception) -> str:
-    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 @handler(SVC, "Process")
 async def process(request: ProcessRequest, ctx: CallContext) -> ProcessReply:
     state: ArmonikState = ctx.state
     check_request(state.rules, ctx.method, request)
+    paths = _confined(state, request)  # before anything else: a refused request has no effect
     options = request.task_options.options
     duration = _float(options.get(OPTION_DURATION, ""), state.options.processing_time)
     fail = options.get(OPTION_FAIL, "")
@@ -139,15 +160,16 @@ async def process(request: ProcessRequest, ctx: CallContext) -> ProcessReply:
             await wait_virtual(ctx.clock, duration)
         raise state.error("armonik.worker.failure-requested", f"task_options.options: {why}")
 
-    payload = _read_input(state, request.data_folder, request.payload_id, "payload_id")
+    payload = _read_input(state, paths["payload_id"], request.payload_id, "payload_id")
     dependencies = [
-        _read_input(state, request.data_folder, dep, f"data_dependencies[{index}]")
+        _read_input(state, paths[f"data_dependencies[{index}]"], dep, f"data_dependencies[{index}]")
         for index, dep in enumerate(request.data_dependencies)
     ]
     data = builtin_output(options.get(OPTION_OUTPUT, "concat"), payload, dependencies)
     await wait_virtual(ctx.clock, duration)
     for index, output_id in enumerate(request.expected_output_keys):
-        _write_output(state, request.data_folder, output_id, index, data)
+        field = f"expected_output_keys[{index}]"
+        _write_output(state, paths[field], output_id, field, data)
     agent_address = str(state.options.extra.get("agent_address") or "")
     if agent_address and request.expected_output_keys:
         notify = NotifyResultDataRequest(
