@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from protoconform.mockserver import apis
-from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.config import Limits, ServerConfig
 from protoconform.mockserver.registry import FAMILIES
 
 # subcommand -> (module with add_arguments/run, one-line help)
@@ -40,6 +42,37 @@ def _families(text: str) -> tuple[str, ...]:
     return names
 
 
+def _positive(kind: type, zero: bool = False) -> Callable[[str], float | int]:
+    """An argparse type for a finite number > 0 (>= 0 with ``zero``); argparse names the option."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            kind_name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind_name}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            bound = ">= 0" if zero else "> 0"
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {bound}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection limits")
+    for item in dataclasses.fields(Limits):
+        group.add_argument(
+            "--" + item.name.replace("_", "-"),
+            dest=f"limit_{item.name}",
+            type=_positive(type(item.default)),
+            default=item.default,
+            metavar="N",
+            help=f"{item.metadata['help']} (default: %(default)s)",
+        )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -62,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clock-speed",
-        type=float,
+        type=_positive(float, zero=True),
         default=1.0,
         help="virtual seconds per wall second for simulated lifecycles; 0 = manual clock, "
         "moved only through the control API (default: %(default)s)",
@@ -81,6 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity, on stderr (default: %(default)s)",
     )
+    _add_limits(parser)
     for name in FAMILIES:
         module = apis.family_module(name)
         if hasattr(module, "add_arguments"):
@@ -101,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         clock_speed=args.clock_speed,
         defects=frozenset(args.defect),
+        limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)}),
         family_options=family_options,
     )
 

@@ -5,6 +5,10 @@ faster).  With ``speed == 0`` the clock is *manual*: time only moves when
 :meth:`Clock.advance` is called (from tests or the control API), which makes
 lifecycles fully deterministic.
 
+Virtual time stays within :data:`MAX_ELAPSED` of its start, so every timestamp
+the server writes is representable; it stops there (health reports it) until
+:meth:`Clock.reset` starts it anew from the wall clock.
+
 Timers are plain callbacks; they run on the server's event loop, so they never
 race with handlers.
 """
@@ -16,12 +20,15 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
+
+MAX_ELAPSED = 100 * 365.25 * 86400.0  # a century of virtual time: far past any test, far from year 9999
 
 
 @dataclass(order=True)
@@ -37,15 +44,21 @@ class Timer:
 
 class Clock:
     def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
-        if speed < 0:
-            raise ValueError("clock speed must be >= 0")
+        if not math.isfinite(speed) or speed < 0:
+            raise ValueError("clock speed must be a finite number >= 0")
         self.speed = speed
-        self._epoch = start or datetime.now(UTC)
-        self._wall_base = time.monotonic()
-        self._offset = 0.0  # virtual seconds added by advance()
+        self._start = start
         self._timers: list[Timer] = []
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every timer and start virtual time anew from the wall clock (same speed)."""
+        self.cancel_all()
+        self._epoch = self._start or datetime.now(UTC)
+        self._wall_base = time.monotonic()
+        self._offset = 0.0  # virtual seconds added by advance()
 
     # -- reading time -------------------------------------------------------
     @property
@@ -55,7 +68,14 @@ class Clock:
     def elapsed(self) -> float:
         """Virtual seconds since the clock started."""
         running = 0.0 if self.manual else (time.monotonic() - self._wall_base) * self.speed
-        return running + self._offset
+        return min(running + self._offset, MAX_ELAPSED)
+
+    def headroom(self) -> float:
+        """Virtual seconds left before the clock reaches :data:`MAX_ELAPSED` and stops."""
+        return MAX_ELAPSED - self.elapsed()
+
+    def stopped(self) -> bool:
+        return self.headroom() <= 0
 
     def now(self) -> datetime:
         return self._epoch + timedelta(seconds=self.elapsed())
@@ -95,8 +115,10 @@ class Clock:
 
     def advance(self, seconds: float) -> int:
         """Move virtual time forward, running timers in order as their time comes."""
-        if seconds < 0:
-            raise ValueError("cannot move the clock backwards")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("seconds must be a finite number >= 0")
+        if seconds > self.headroom():
+            raise ValueError(f"seconds must be at most {self.headroom():.0f} (the clock's headroom)")
         target = self.elapsed() + seconds
         ran = 0
         # Step timer by timer so callbacks see the time they were due at, and

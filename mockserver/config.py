@@ -8,6 +8,36 @@ from typing import Any
 from protoconform.mockserver.registry import FAMILIES
 
 
+def _limit(default: float, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold of the server: sized so bursts get through and abuse does not.
+
+    Each field is a ``serve`` option of the same name (``--max-pending-calls``...);
+    its help text is the metadata below.
+    """
+
+    max_message_bytes: int = _limit(64 * 1024 * 1024, "largest gRPC message, either direction")
+    max_pending_calls: int = _limit(
+        20_000, "gRPC calls accepted and waiting for a handler; past it new calls get RESOURCE_EXHAUSTED"
+    )
+    keepalive_seconds: float = _limit(60.0, "ping a gRPC connection quiet for this long")
+    keepalive_timeout_seconds: float = _limit(
+        20.0, "close a gRPC connection whose ping is not answered by then (half-open)"
+    )
+    idle_connection_seconds: float = _limit(900.0, "close a gRPC connection with no call for this long")
+    max_body_bytes: int = _limit(
+        64 * 1024 * 1024, "largest HTTP body; larger ones get 413, from Content-Length or while reading"
+    )
+    body_timeout_seconds: float = _limit(60.0, "an HTTP body not fully received by then gets 408")
+    http_idle_seconds: float = _limit(
+        75.0, "close an HTTP connection idle (or still sending its headers) for this long"
+    )
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -18,6 +48,7 @@ class ServerConfig:
     clock_speed: float = 1.0  # virtual seconds per wall second; 0 = manual clock
     defects: frozenset[str] = frozenset()  # deliberate deviations, for proving conformance suites
     grace_seconds: float = 5.0  # how long in-flight calls may finish on shutdown
+    limits: Limits = field(default_factory=Limits)
     # Per-family options (e.g. ArmoniK partitions, an attached worker address),
     # keyed by family name; each family documents and parses its own.
     family_options: dict[str, dict[str, Any]] = field(default_factory=dict)

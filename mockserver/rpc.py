@@ -13,15 +13,61 @@ A handler may be ``async def`` when it has to wait.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 if TYPE_CHECKING:
     from protoconform.mockserver.clock import Clock
+
+
+MAX_ECHO = 200  # characters of one echoed value kept in an error message
+# UTF-8 bytes of a whole message or detail string: percent-encoded (x3) in grpc-message,
+# plus the details' copy in grpc-status-details-bin, stays well under a client's 8 KiB.
+MAX_MESSAGE_BYTES = 768
+_LONG_WORD = re.compile(rf"[^\s'\"]{{{MAX_ECHO + 1},}}")  # quotes stay around what they quote
+
+
+def bounded(text: str) -> str:
+    """``text`` with every long echoed value shortened (its length said) and the whole capped.
+
+    Errors echo what the client sent; a 5,000-character id would otherwise push
+    the status past the 8 KiB of metadata a gRPC client accepts by default.
+    """
+    if len(text) <= MAX_ECHO:
+        return text
+    text = _LONG_WORD.sub(lambda m: f"{m[0][: MAX_ECHO // 2]}…[{len(m[0])} characters]", text)
+    encoded = text.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return text
+    kept = encoded[:MAX_MESSAGE_BYTES].decode(errors="ignore")
+    return f"{kept}…[{len(text)} characters]"
+
+
+def _bounded_strings(detail: Message) -> Message:
+    """A copy of a status detail with its string fields bounded (they echo input too)."""
+    copy = type(detail)()
+    copy.CopyFrom(detail)
+    stack = [copy]
+    while stack:  # the depth is the detail type's, never the client's
+        msg = stack.pop()
+        for field_descriptor, value in msg.ListFields():
+            if field_descriptor.type == FieldDescriptor.TYPE_STRING:
+                if field_descriptor.is_repeated:
+                    value[:] = [bounded(v) for v in value]
+                else:
+                    setattr(msg, field_descriptor.name, bounded(value))
+            elif field_descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+                if not field_descriptor.is_repeated:
+                    stack.append(value)
+                elif not field_descriptor.message_type.GetOptions().map_entry:
+                    stack.extend(value)
+    return copy
 
 
 class ApiError(Exception):
@@ -29,14 +75,23 @@ class ApiError(Exception):
 
     ``details`` are messages a real server attaches to its status (e.g. KFP's
     ``api.Error``); gRPC carries them in ``grpc-status-details-bin``, the REST
-    gateway in the error body.
+    gateway in the error body.  Both are bounded (see :func:`bounded`).
     """
 
     def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> None:
+        message = bounded(message)
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
-        self.details = tuple(details)
+        self.details = details
+
+    @property
+    def details(self) -> tuple[Message, ...]:
+        return self._details
+
+    @details.setter
+    def details(self, details: Sequence[Message]) -> None:
+        self._details = tuple(_bounded_strings(d) for d in details)
 
 
 def invalid_argument(message: str) -> ApiError:

@@ -16,6 +16,7 @@ from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.dispatch import Dispatcher
 from protoconform.mockserver.registry import Registry, default_registry
+from protoconform.mockserver.selfcheck import SelfCheck
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,12 @@ class MockServer:
         self.http_address = ""
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
-        self._clock_task: asyncio.Task[None] | None = None
+        self.clock_task: asyncio.Task[None] | None = None
+        self.selfcheck: SelfCheck | None = None
 
     def reset_state(self) -> None:
         """Fresh state for every family (control API reset, tests)."""
-        self.clock.cancel_all()
+        self.clock.reset()
         self.dispatcher.states = {
             name: module.create_state(self.config.options(name), self.clock, self.registry)
             for name, module in self.families.items()
@@ -49,18 +51,31 @@ class MockServer:
     def states(self) -> dict[str, Any]:
         return self.dispatcher.states
 
+    def _grpc_options(self) -> list[tuple[str, int]]:
+        limits = self.config.limits
+        return [
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
+            # A second server on a busy port must fail, not silently share it.
+            ("grpc.so_reuseport", 0),
+            # Bursts: grpc-core cancels calls past 1,000 waiting for a handler by default.
+            ("grpc.server.max_pending_requests", limits.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", limits.max_pending_calls * 2),
+            # Half-open and idle connections are found and closed.
+            ("grpc.keepalive_time_ms", int(limits.keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(limits.keepalive_timeout_seconds * 1000)),
+            ("grpc.max_connection_idle_ms", int(limits.idle_connection_seconds * 1000)),
+            # Clients that ping to keep long streams alive are not punished for it.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ]
+
     async def start(self) -> None:
-        self._grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                # A second server on a busy port must fail, not silently share it.
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        self._grpc = grpc.aio.server(options=self._grpc_options())
         grpc_wiring.add_api_services(self._grpc, self.dispatcher, self.service_names)
         grpc_wiring.add_reflection(self._grpc, self.service_names)
-        await grpc_wiring.add_health(self._grpc, self.service_names)
+        health = await grpc_wiring.add_health(self._grpc, self.service_names)
+        self.selfcheck = SelfCheck(self, health, self.service_names)
         grpc_target = f"{self.config.host}:{self.config.port}"
         try:
             port = self._grpc.add_insecure_port(grpc_target)
@@ -71,7 +86,7 @@ class MockServer:
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
 
-        self._http = web.AppRunner(httpapp.build_app(self), access_log=None, handle_signals=False)
+        self._http = httpapp.runner(self)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.host, self.config.http_port)
         try:
@@ -83,12 +98,19 @@ class MockServer:
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.http_address = _address(self.config.host, http_port)
 
-        self._clock_task = asyncio.create_task(self.clock.run(), name="clock")
+        self.clock_task = asyncio.create_task(self.clock.run(), name="clock")
+        self.selfcheck.start()
         for name, module in self.families.items():
             if hasattr(module, "start"):
                 await module.start(self.states[name])
 
     async def stop(self) -> None:
+        if self.selfcheck is not None:
+            await self.selfcheck.stop()
+            await self.selfcheck.health.enter_graceful_shutdown()
+        for name, module in self.families.items():
+            if hasattr(module, "end_streams"):
+                module.end_streams(self.states[name])  # streams that never end by themselves
         if self._grpc is not None:
             await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
         for name, module in self.families.items():
@@ -96,10 +118,10 @@ class MockServer:
                 await module.stop(self.states[name])
         if self._http is not None:
             await self._http.cleanup()
-        if self._clock_task is not None:
-            self._clock_task.cancel()
+        if self.clock_task is not None:
+            self.clock_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._clock_task
+                await self.clock_task
 
     def ready_line(self) -> str:
         return f"protoconform ready grpc={self.grpc_address} http={self.http_address}"

@@ -4,8 +4,9 @@ It lets a test or the conformance harness drive the mock from outside:
 
 ==========================  ================================================================
 ``GET  /control``           index of the endpoints below
-``POST /control/reset``     fresh state for every family; also clears the journal and counts
-                            (body ``{"journal": false}`` keeps them, ``{"defects": true}`` also
+``POST /control/reset``     fresh state for every family and virtual time restarted from the
+                            wall clock; also clears the journal and counts (body
+                            ``{"journal": false}`` keeps them, ``{"defects": true}`` also
                             switches every defect mode off)
 ``GET  /control/journal``   recorded calls (``?since=SEQ`` ``&method=Svc.M`` ``&limit=N``):
                             method, requests and responses as protojson, status, timing, protocol
@@ -15,8 +16,13 @@ It lets a test or the conformance harness drive the mock from outside:
 ``PUT  /control/defects``   replace the active set: ``{"active": [names]}``
 ``PUT  /control/defects/N`` switch mode N on; ``DELETE`` switches it off
 ``GET  /control/clock``     virtual time, speed, pending timers
-``POST /control/clock/advance``  ``{"seconds": S}`` moves virtual time (timers fire in order)
+``POST /control/clock/advance``  ``{"seconds": S}`` moves virtual time (timers fire in order);
+                            S is a finite number >= 0 within the clock's headroom (``GET``
+                            shows it: virtual time stays within a century of its start)
 ==========================  ================================================================
+
+Bodies are JSON objects (at most 1 MiB, nested at most a few levels); anything
+else is a 400 naming the problem, and a refused call changes nothing.
 
 Everything runs on the server's event loop, like the handlers, so state is
 never touched from two places at once.  :mod:`.client` is the Python client.
@@ -25,16 +31,21 @@ never touched from two places at once.  :mod:`.client` is the Python client.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from protoconform.mockserver import safejson
 from protoconform.mockserver.control.defects import catalogue
 from protoconform.mockserver.control.journal import Journal
+from protoconform.mockserver.httpbody import read_body
 
 if TYPE_CHECKING:
     from protoconform.mockserver.server import MockServer
 
 PREFIX = "/control"
+MAX_BODY_BYTES = 1024 * 1024  # control bodies are a few keys; more is not a control call
+MAX_BODY_DEPTH = 8
 JOURNAL_KEY = web.AppKey("control_journal", Journal)
 
 
@@ -47,15 +58,26 @@ def journal_of(server: MockServer) -> Journal | None:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    """The JSON object of a control call; 400 for anything else (never 500)."""
+    raw = await read_body(request, MAX_BODY_BYTES)
+    if not raw.strip():
         return {}
     try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
+        data = safejson.loads(raw, "body", max_depth=MAX_BODY_DEPTH)
+    except safejson.DocumentRejected as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    except ValueError as exc:  # not JSON, or an integer of more digits than Python converts
         raise web.HTTPBadRequest(text=f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
     return data
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise web.HTTPBadRequest(text=f"{name}: must be true or false, not {json.dumps(value)[:40]}")
+    return value
 
 
 def _int_param(request: web.Request, name: str, default: int | None) -> int | None:
@@ -99,12 +121,16 @@ def install(app: web.Application, server: MockServer) -> None:
 
     async def reset(request: web.Request) -> web.Response:
         body = await _body(request)
+        clear_journal, clear_defects = _flag(body, "journal", True), _flag(body, "defects", False)
         server.reset_state()
-        if body.get("journal", True):
+        if clear_journal:
             journal.clear()
-        if body.get("defects", False):
+        if clear_defects:
             defects.clear()
-        return web.json_response({"reset": True, "families": list(server.config.families)})
+        await _recheck()
+        return web.json_response(
+            {"reset": True, "families": list(server.config.families), "clock": clock_state()}
+        )
 
     async def get_journal(request: web.Request) -> web.Response:
         since = _int_param(request, "since", 0) or 0
@@ -155,10 +181,16 @@ def install(app: web.Application, server: MockServer) -> None:
         return {
             "now": clock.now().isoformat(),
             "elapsed": clock.elapsed(),
+            "headroom": clock.headroom(),
             "speed": clock.speed,
             "manual": clock.manual,
             "pending_timers": clock.pending(),
         }
+
+    async def _recheck() -> None:
+        # health follows at once what a control call changed
+        if server.selfcheck is not None:
+            await server.selfcheck.refresh()
 
     async def get_clock(request: web.Request) -> web.Response:
         return web.json_response(clock_state())
@@ -166,9 +198,24 @@ def install(app: web.Application, server: MockServer) -> None:
     async def advance(request: web.Request) -> web.Response:
         body = await _body(request)
         seconds = body.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise web.HTTPBadRequest(text='body must be {"seconds": <number >= 0>}')
+        headroom = server.clock.headroom()
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or (isinstance(seconds, float) and not math.isfinite(seconds))
+            or seconds < 0
+        ):
+            raise web.HTTPBadRequest(
+                text='seconds: must be a finite number >= 0, as in {"seconds": 60}; '
+                f"got {json.dumps(seconds)[:80]}"
+            )
+        if seconds > headroom:
+            raise web.HTTPBadRequest(
+                text=f"seconds: {seconds:g} is past the clock's headroom of {headroom:.0f} s "
+                "(virtual time stays within a century of its start; POST /control/reset restarts it)"
+            )
         ran = server.clock.advance(float(seconds))
+        await _recheck()
         return web.json_response({"timers_run": ran, **clock_state()})
 
     app.router.add_get(PREFIX, index)

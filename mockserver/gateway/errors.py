@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, message
 from google.rpc import status_pb2
 from protoconform.mockserver.gateway import jsonmap
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
+from protoconform.mockserver.rpc import bounded
 
 # runtime.HTTPStatusFromCode; the two generations differ only for CANCELLED.
 _HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -70,6 +71,10 @@ class Failure:
     code: grpc.StatusCode
     message: str
     details: Sequence[message.Message] = ()
+
+    def __post_init__(self) -> None:
+        # the gateway's own messages echo input too (a query value, a body fragment)
+        object.__setattr__(self, "message", bounded(self.message))
 
     @property
     def number(self) -> int:

@@ -21,6 +21,7 @@ from protoconform.mockserver import rpc
 from protoconform.mockserver.gateway import errors, transcode
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Mux, Route, compile_routes
+from protoconform.mockserver.httpbody import read_body
 
 if TYPE_CHECKING:
     from protoconform.mockserver.server import MockServer
@@ -144,7 +145,7 @@ class Gateway:
         inbound, outbound = self._marshalers(request, convention)
         method = route.method
         cls = self.registry.message_class(method.request_type)
-        body = await request.read()
+        body = await read_body(request)
         metadata = incoming_metadata(request)
         peer = _peer(request)
         dispatcher = self.server.dispatcher

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from google.protobuf import descriptor_pool, json_format, message, message_factory
+from protoconform.mockserver import safejson
+from protoconform.mockserver.httpbody import read_body
 from protoconform.mockserver.rpc import CallContext, handler
 
 if TYPE_CHECKING:
@@ -523,15 +525,20 @@ def install_routes(app: web.Application, server: MockServer) -> None:
 
     async def calls(request: web.Request) -> web.Response:
         exclude: dict[str, list[str]] | None = None
-        text = (await request.text()).strip()
+        text = (await read_body(request)).strip()
         if text:
             try:
-                exclude = json.loads(text)
-            except json.JSONDecodeError as exc:
+                exclude = safejson.loads(text, "body")
+            except safejson.DocumentRejected as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+            except ValueError as exc:
                 raise web.HTTPBadRequest(
                     text=f"body: not a JSON object of excluded methods ({exc})"
                 ) from None
-            if not isinstance(exclude, dict):
+            if not isinstance(exclude, dict) or not all(
+                names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
+                for names in exclude.values()
+            ):
                 raise web.HTTPBadRequest(text="body: not a JSON object of excluded methods")
         body = json.dumps(counts.snapshot(exclude), separators=(",", ":"))
         return web.Response(body=body.encode("ascii"), content_type="application/json")
