@@ -175,3 +175,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise SystemExit(f"protoconform serve: {exc}") from None
     return options
+
+
+def end_streams(state: ArmonikState) -> None:
+    """End every open event and watch stream at once (UNAVAILABLE), before the grace period starts.
+
+    Those streams never end by themselves; bounded waits (WaitForCompletion...) still finish.
+    """
+    state.events.close_all()

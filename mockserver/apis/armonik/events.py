@@ -2,7 +2,16 @@
 
 On subscription the stream first replays a NewTask / NewResult event for every
 existing matching task and result (their current status), then follows live
-changes; the server never ends it (rules ``armonik.events.*``).
+changes (rules ``armonik.events.*``).  The server ends it only in two cases:
+
+- slow consumer (``armonik.events.slow-consumer``): a stream buffers at most
+  ``event_queue_limit`` events (family option, default
+  :data:`pubsub.DEFAULT_LIMIT`); when a client falls further behind, the buffer is
+  dropped and the stream ends with RESOURCE_EXHAUSTED saying how far behind it was.
+  A client that has stopped reading altogether sees that status once it reads
+  what the transport already holds; the server keeps nothing more for it.
+- shutdown (``armonik.events.server-shutdown``): the family's ``end_streams`` ends every
+  open stream with UNAVAILABLE, so SIGTERM does not wait for the grace period.
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from protoconform.mockserver.apis.armonik.state import (
     Event,
     Task,
 )
-from protoconform.mockserver.rpc import CallContext, handler
+from protoconform.mockserver.pubsub import Overflowed, SubscriptionEnded
+from protoconform.mockserver.rpc import ApiError, CallContext, handler
 
 SVC = "armonik.api.grpc.v1.events.Events"
 ENDS_EARLY = "armonik.events-end-early"
 NOT_ALLOWED = "armonik.events.filter-field-not-allowed"
+SLOW_CONSUMER = "armonik.events.slow-consumer"
+SHUTTING_DOWN = "armonik.events.server-shutdown"
 TASK_EVENTS = frozenset({NEW_TASK, TASK_STATUS_UPDATE})
 ALL_EVENTS = frozenset({NEW_TASK, TASK_STATUS_UPDATE, NEW_RESULT, RESULT_STATUS_UPDATE, RESULT_OWNER_UPDATE})
 
@@ -56,6 +68,17 @@ def _new_task(task: Task, status: int) -> EventSubscriptionResponse.NewTask:
     )
 
 
+def ended_error(state: ArmonikState, ended: SubscriptionEnded) -> ApiError:
+    """How a stream whose subscription was ended by the server finishes."""
+    if isinstance(ended, Overflowed):
+        return state.error(
+            SLOW_CONSUMER,
+            f"the client fell behind: {ended.limit + 1} events were waiting to be sent after "
+            f"{ended.delivered} sent (limit {ended.limit} per stream); subscribe again to resume",
+        )
+    return state.error(SHUTTING_DOWN, "the server is shutting down")
+
+
 def response(event: Event) -> EventSubscriptionResponse:
     entity = event.entity
     reply = EventSubscriptionResponse(session_id=event.session_id)
@@ -80,6 +103,12 @@ def response(event: Event) -> EventSubscriptionResponse:
 
 @handler(SVC, "GetEvents")
 async def get_events(request, ctx: CallContext) -> AsyncIterator[EventSubscriptionResponse]:
+    """Snapshot, then live events of one session, until the client cancels.
+
+    Slow consumers: at most ``event_queue_limit`` events wait for a stream; one
+    more and the stream ends with RESOURCE_EXHAUSTED ("the client fell behind").
+    Shutdown ends it with UNAVAILABLE.  See the module docstring.
+    """
     state: ArmonikState = ctx.state
     session_id = request.session_id
     kinds = frozenset(request.returned_events) & ALL_EVENTS or ALL_EVENTS
@@ -96,7 +125,9 @@ async def get_events(request, ctx: CallContext) -> AsyncIterator[EventSubscripti
         return task_ok(event.entity) if event.kind in TASK_EVENTS else result_ok(event.entity)
 
     # Subscribe before the snapshot so nothing falls between them (duplicates are possible, as upstream).
-    with state.events.subscribe(wanted) as subscription:
+    with state.events.subscribe(wanted, keys=(session_id,)) as subscription:
+        if subscription.ended is not None:  # subscribed during shutdown
+            raise ended_error(state, subscription.ended)
         if NEW_TASK in kinds:
             for task in state.tasks.by_session(session_id):
                 if task_ok(task):
@@ -108,4 +139,8 @@ async def get_events(request, ctx: CallContext) -> AsyncIterator[EventSubscripti
         if ctx.defect(ENDS_EARLY):
             return
         while True:
-            yield response(await subscription.get())
+            try:
+                event = await subscription.get()
+            except SubscriptionEnded as ended:
+                raise ended_error(state, ended) from None
+            yield response(event)

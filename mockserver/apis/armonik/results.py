@@ -22,8 +22,10 @@ from armonik.protogen.common.results_common_pb2 import (
 )
 from google.protobuf import message
 from protoconform.mockserver.apis.armonik import convert
+from protoconform.mockserver.apis.armonik import events as events_service
 from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import RESULT_STATUS_UPDATE, RS, ArmonikState, Event, Result
+from protoconform.mockserver.pubsub import SubscriptionEnded
 from protoconform.mockserver.rpc import CallContext, handler
 from protoconform.mockserver.validation import check_request
 
@@ -259,12 +261,12 @@ async def watch_stream(
     for unknown ids) when it is in ``fetch_statuses`` (all when empty), grouped by
     status; afterwards each status change of a watched id into one of that
     request's ``watch_statuses`` (all when empty) is sent.  The stream stays open
-    until the client cancels it.
+    until the client cancels it, or the server ends it as the Events streams
+    (slow consumer, shutdown: :mod:`.events`).
     """
     watched: dict[str, frozenset[int]] = {}
-    subscription = state.events.subscribe(
-        lambda e: e.kind == RESULT_STATUS_UPDATE and e.entity.result_id in watched  # type: ignore[union-attr]
-    )
+    # Keyed by the watched result ids, so other results' changes never visit this stream.
+    subscription = state.events.subscribe(lambda e: e.kind == RESULT_STATUS_UPDATE, keys=())
     outbox: asyncio.Queue[message.Message] = asyncio.Queue()
 
     async def read() -> None:
@@ -278,6 +280,7 @@ async def watch_stream(
                 if not fetch or status in fetch:
                     groups.setdefault(status, []).append(result_id)
                 watched[result_id] = watch
+                subscription.add_key(result_id)
             for status, ids in groups.items():
                 outbox.put_nowait(reply(status, ids))
 
@@ -294,7 +297,10 @@ async def watch_stream(
                 yield next_reply.result()
                 next_reply = asyncio.ensure_future(outbox.get())
             if next_event in done:
-                event: Event = next_event.result()
+                try:
+                    event: Event = next_event.result()
+                except SubscriptionEnded as ended:
+                    raise events_service.ended_error(state, ended) from None
                 result_id = event.entity.result_id  # type: ignore[union-attr]
                 watch = watched.get(result_id)
                 if watch is not None and (not watch or event.status in watch):

@@ -49,7 +49,7 @@ from armonik.protogen.common.session_status_pb2 import SessionStatus
 from armonik.protogen.common.task_status_pb2 import TaskStatus
 from protoconform.mockserver.apis.armonik.options import ArmonikOptions, PartitionSpec
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.pubsub import Topic
+from protoconform.mockserver.pubsub import DEFAULT_LIMIT, Topic
 from protoconform.mockserver.rpc import ApiError
 from protoconform.mockserver.validation import rule_error
 from protoconform.specs import rules as spec_rules
@@ -391,7 +391,9 @@ class ArmonikState:
         self.results = ResultRepository()
         self.partitions = PartitionRepository()
         self.objects = ObjectStore()
-        self.events: Topic[Event] = Topic()
+        # Keys: the session id, plus the task or result id; the bound is the family option
+        # ``event_queue_limit`` (pubsub.DEFAULT_LIMIT when unset).
+        self.events: Topic[Event] = Topic(int(options.extra.get("event_queue_limit") or DEFAULT_LIMIT))
         self.session_machine = self.rules.state_machines["session"]
         for spec in options.partitions:
             self.partitions.add(_partition_of(spec))
@@ -451,11 +453,15 @@ class ArmonikState:
 
     def add_task(self, task: Task) -> None:
         self.tasks.add(task)
-        self.events.publish(Event(NEW_TASK, task.session_id, task, task.status))
+        self.events.publish(
+            Event(NEW_TASK, task.session_id, task, task.status), task.session_id, task.task_id
+        )
 
     def add_result(self, result: Result) -> None:
         self.results.add(result)
-        self.events.publish(Event(NEW_RESULT, result.session_id, result, result.status))
+        self.events.publish(
+            Event(NEW_RESULT, result.session_id, result, result.status), result.session_id, result.result_id
+        )
 
     def set_task_status(self, task: Task, status: int, message: str | None = None) -> None:
         if message is not None:
@@ -465,14 +471,20 @@ class ArmonikState:
             return
         task.status = status
         self.tasks.save(task)
-        self.events.publish(Event(TASK_STATUS_UPDATE, task.session_id, task, status))
+        self.events.publish(
+            Event(TASK_STATUS_UPDATE, task.session_id, task, status), task.session_id, task.task_id
+        )
 
     def set_result_status(self, result: Result, status: int) -> None:
         if result.status == status:
             return
         result.status = status
         self.results.save(result)
-        self.events.publish(Event(RESULT_STATUS_UPDATE, result.session_id, result, status))
+        self.events.publish(
+            Event(RESULT_STATUS_UPDATE, result.session_id, result, status),
+            result.session_id,
+            result.result_id,
+        )
 
     def set_result_owner(self, result: Result, owner_task_id: str) -> None:
         previous = result.owner_task_id
@@ -481,7 +493,9 @@ class ArmonikState:
         result.owner_task_id = owner_task_id
         self.results.save(result)
         self.events.publish(
-            Event(RESULT_OWNER_UPDATE, result.session_id, result, result.status, previous, owner_task_id)
+            Event(RESULT_OWNER_UPDATE, result.session_id, result, result.status, previous, owner_task_id),
+            result.session_id,
+            result.result_id,
         )
 
     def complete_result(self, result: Result, data: bytes) -> None:

@@ -338,8 +338,9 @@ async def wait_for_availability(request: Any, ctx: CallContext) -> AvailabilityR
     state: ArmonikState = ctx.state
     result = _legacy_result(state, request)
     result_id = result.result_id
+    # notify_only: the wait re-reads the state on a change, and may finish during shutdown
     watched = state.events.subscribe(
-        lambda e: e.kind == RESULT_STATUS_UPDATE and e.entity.result_id == result_id  # type: ignore[union-attr]
+        lambda e: e.kind == RESULT_STATUS_UPDATE, keys=(result_id,), notify_only=True
     )
     with watched:
         while True:
@@ -367,7 +368,10 @@ async def wait_for_availability(request: Any, ctx: CallContext) -> AvailabilityR
 async def wait_for_completion(request: Any, ctx: CallContext) -> Count:
     state: ArmonikState = ctx.state
     tasks_of_filter(state, request.filter, "filter")  # validate before waiting
-    changes = state.events.subscribe(lambda e: e.kind in (TASK_STATUS_UPDATE, NEW_TASK))
+    ids = getattr(request.filter, request.filter.WhichOneof("ids")).ids  # session or task ids: the keys
+    changes = state.events.subscribe(
+        lambda e: e.kind in (TASK_STATUS_UPDATE, NEW_TASK), keys=frozenset(ids), notify_only=True
+    )
     with changes:
         while True:
             tasks = tasks_of_filter(state, request.filter, "filter")
