@@ -7,7 +7,6 @@ defect modes.  Nothing here knows about wire encodings.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import time
@@ -142,20 +141,8 @@ class Dispatcher:
         result = fn(request, self._context(record))
         return await result if inspect.isawaitable(result) else result
 
-    @contextlib.asynccontextmanager
-    async def _observed(self, record: CallRecord) -> AsyncIterator[None]:
-        """Turn any handler failure into an ApiError and tell the observers how the call ended."""
-        error: BaseException | None = None
-        try:
-            yield
-        except Exception as exc:
-            error = self._as_api_error(record, exc)
-            raise error from None
-        except BaseException as exc:  # cancellation
-            error = exc
-            raise
-        finally:
-            self._finish(record, error)
+    def _observed(self, record: CallRecord) -> _Observed:
+        return _Observed(self, record)
 
     async def call(
         self,
@@ -184,18 +171,39 @@ class Dispatcher:
         """A call with a response stream (server-streaming or bidi)."""
         record, request = self._record(method, request, metadata, peer, protocol)
         async with self._observed(record):
-            async for item in _aiter(await self._invoke(record, request)):
+            items = await self._invoke(record, request)
+            async for item in items if hasattr(items, "__aiter__") else _aiter(items):
                 response = self._check_response(record, item)
                 if len(record.responses) < JOURNAL_LIMIT:
                     record.responses.append(response)
                 yield response
 
 
+class _Observed:
+    """Turns any handler failure into an ApiError and tells the observers how the call ended.
+
+    A class rather than a generator-based context manager: an open stream holds
+    one, and every object an open stream holds lengthens each full garbage collection.
+    """
+
+    __slots__ = ("dispatcher", "record")
+
+    def __init__(self, dispatcher: Dispatcher, record: CallRecord) -> None:
+        self.dispatcher = dispatcher
+        self.record = record
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        if isinstance(exc, Exception):
+            error = self.dispatcher._as_api_error(self.record, exc)
+            self.dispatcher._finish(self.record, error)
+            raise error from None
+        self.dispatcher._finish(self.record, exc)  # None, or cancellation
+
+
 async def _aiter(items: Any) -> AsyncIterator[Any]:
-    """Handlers may stream with a plain or an async generator."""
-    if hasattr(items, "__aiter__"):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+    """Handlers may also stream with a plain generator."""
+    for item in items:
+        yield item

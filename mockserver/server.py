@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import grpc
 from aiohttp import web
-from protoconform.mockserver import apis, grpc_wiring, httpapp
+from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.dispatch import Dispatcher
@@ -135,6 +135,7 @@ async def serve(config: ServerConfig, out: TextIO = sys.stdout) -> None:
     """Run until SIGINT or SIGTERM, then stop gracefully."""
     server = MockServer(config)
     await server.start()
+    pacing = asyncio.create_task(gcpacing.pace(), name="gc-pacing")  # the process is the server's
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,4 +144,5 @@ async def serve(config: ServerConfig, out: TextIO = sys.stdout) -> None:
     log.info("serving %d services", len(server.service_names))
     await stop.wait()
     log.info("shutting down")
+    pacing.cancel()
     await server.stop()
