@@ -121,9 +121,8 @@ def kfp_process() -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def impatient_process() -> Iterator[ServerProcess]:
     """``serve`` with one-second body and idle timeouts."""
-    with ServerProcess(
-        ["--api", "kfp", "--body-timeout-seconds", "1", "--http-idle-seconds", "1"]
-    ) as process:
+    args = ["--body-timeout-seconds", "1", "--http-idle-seconds", "1", "--idle-connection-seconds", "1"]
+    with ServerProcess(["--api", "kfp,armonik", *args]) as process:
         yield process
 
 
@@ -200,6 +199,21 @@ def test_idle_and_slow_header_connections_are_closed(
         started = time.monotonic()
         assert sock.recv(4096) == b""  # closed by the server, no answer
         assert time.monotonic() - started < 5
+
+
+def test_an_idle_grpc_connection_is_closed_by_the_server(impatient_process: ServerProcess) -> None:
+    with grpc.insecure_channel(impatient_process.grpc_address) as channel:
+        states: list[grpc.ChannelConnectivity] = []
+        with pytest.raises(grpc.RpcError):
+            SessionsStub(channel).GetSession(GetSessionRequest(session_id="nope"), timeout=5)
+        channel.subscribe(states.append)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and grpc.ChannelConnectivity.IDLE not in states:
+            time.sleep(0.05)
+        assert grpc.ChannelConnectivity.IDLE in states  # the server said goodbye; the client reconnects
+        with pytest.raises(grpc.RpcError) as missing:
+            SessionsStub(channel).GetSession(GetSessionRequest(session_id="nope"), timeout=5)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_a_malformed_request_is_one_warning_line(kfp_process: ServerProcess) -> None:
