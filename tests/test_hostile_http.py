@@ -18,6 +18,7 @@ import requests
 from armonik.protogen.client.sessions_service_pb2_grpc import SessionsStub
 from armonik.protogen.common.sessions_common_pb2 import GetSessionRequest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from protoconform.load.benchmarks.hostile_clients import post, rss_mb
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 
@@ -126,54 +127,25 @@ def impatient_process() -> Iterator[ServerProcess]:
         yield process
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-async def _post_raw(address: str, size: int, chunked: bool) -> str:
-    """POST ``size`` bytes to a REST route as a plain client would; the status line of the answer."""
-    host, port = address.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
-    writer.write(f"POST /apis/v1beta1/runs HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n".encode())
-    chunk = b"x" * MiB
-    try:
-        for _ in range(size // MiB):
-            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-            await writer.drain()
-        if chunked:
-            writer.write(b"0\r\n\r\n")
-    except OSError:
-        pass  # the server answered and closed before taking it all
-    try:
-        return (await asyncio.wait_for(reader.readline(), 30)).decode().strip()
-    finally:
-        writer.close()
-
-
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_refused_bodies_leave_no_memory_behind(kfp_process: ServerProcess, chunked: bool) -> None:
     """Three rounds of eight concurrent 100 MiB POSTs: each a 413, and the server's RSS back where it was."""
     assert kfp_process.process is not None
     pid = kfp_process.process.pid
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
 
     async def rounds() -> set[str]:
         statuses: set[str] = set()
         for _ in range(3):
             answers = await asyncio.gather(
-                *(_post_raw(kfp_process.http_address, 100 * MiB, chunked) for _ in range(8))
+                *(post(kfp_process.http_address, 100 * MiB, chunked) for _ in range(8))
             )
             statuses.update(answers)
         return statuses
 
     assert asyncio.run(rounds()) == {"HTTP/1.1 413 Request Entity Too Large"}
     time.sleep(0.5)
-    assert _rss_mb(pid) - before < 100
+    assert rss_mb(pid) - before < 100
     _serving(kfp_process.grpc_address, kfp_process.http_url)
 
 
