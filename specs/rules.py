@@ -115,21 +115,51 @@ def _qualify(method: str, package_services: dict[str, str]) -> str:
     return method
 
 
-def parse(family: str, documents: list[dict[str, Any]], services: list[str]) -> FamilyRules:
+class _Origins:
+    """Where each key was defined, so a second definition names both files."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], str] = {}
+
+    def claim(self, where: tuple[str, ...], source: str) -> None:
+        if where in self._seen:
+            raise ValueError(f"{'.'.join(where)} is defined in {self._seen[where]} and again in {source}")
+        self._seen[where] = source
+
+
+def _merge(into: dict[str, Any], section: str, value: Any, source: str, origins: _Origins) -> None:
+    """Merge one top-level section: a mapping's keys join those of other files; a key twice is an error."""
+    if not isinstance(value, dict):
+        origins.claim((section,), source)
+        into[section] = value
+        return
+    target = into.setdefault(section, {})
+    if not isinstance(target, dict):
+        origins.claim((section,), source)  # a plain value elsewhere: defined twice
+    for key, item in value.items():
+        origins.claim((section, str(key)), source)
+        target[key] = item
+
+
+def parse(
+    family: str, documents: list[dict[str, Any]], services: list[str], sources: list[str] | None = None
+) -> FamilyRules:
+    """The rules of ``documents`` (one per file, named by ``sources``), merged; duplicates are errors."""
     short = {s.rpartition(".")[2]: s for s in services}
     rules: dict[str, Rule] = {}
     machines: dict[str, StateMachine] = {}
     lists: dict[str, dict[str, Any]] = {}
     extra: dict[str, Any] = {}
-    for doc in documents:
+    origins = _Origins()
+    for index, doc in enumerate(documents):
+        source = sources[index] if sources else f"document {index + 1}"
         for raw in doc.get("rules", []):
             raw = dict(raw)
             rule_id = raw.pop("id")
             kind = raw.pop("kind")
             if kind not in KINDS:
                 raise ValueError(f"rule {rule_id}: unknown kind {kind!r}")
-            if rule_id in rules:
-                raise ValueError(f"rule {rule_id} defined twice")
+            origins.claim(("rules", rule_id), source)
             methods = raw.pop("methods", None) or [raw.pop("method")]
             code = raw.pop("code", "OK")
             grpc.StatusCode[code]  # fail early on a misspelt code
@@ -145,6 +175,7 @@ def parse(family: str, documents: list[dict[str, Any]], services: list[str]) -> 
                 params=raw,
             )
         for name, raw in (doc.get("state_machines") or {}).items():
+            origins.claim(("state_machines", name), source)
             machines[name] = StateMachine(
                 name=name,
                 enum=raw["enum"],
@@ -155,11 +186,23 @@ def parse(family: str, documents: list[dict[str, Any]], services: list[str]) -> 
                 description=raw.get("description", ""),
             )
         for method, contract in (doc.get("lists") or {}).items():
+            origins.claim(("lists", _qualify(method, short)), source)
             lists[_qualify(method, short)] = contract
         for key, value in doc.items():
             if key not in {"rules", "state_machines", "lists", "family"}:
-                extra[key] = value
+                _merge(extra, key, value, source, origins)
     return FamilyRules(family, rules, machines, lists, extra)
+
+
+def load_folder(family: str, folder: Any, services: list[str]) -> FamilyRules:
+    """The rules of every ``*.yaml`` file in ``folder`` (a path or package resource), merged."""
+    documents, sources = [], []
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith((".yaml", ".yml")):
+                documents.append(yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
+                sources.append(f"specs/{family}/{entry.name}")
+    return parse(family, documents, services, sources)
 
 
 @cache
@@ -167,11 +210,5 @@ def load(family: str) -> FamilyRules:
     """All rules of a family, from the YAML files packaged under ``specs/<family>/``."""
     from protoconform.specs import load_inventory
 
-    folder = resources.files("protoconform.specs").joinpath(family)
-    documents = []
-    if folder.is_dir():
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith((".yaml", ".yml")):
-                documents.append(yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
     services = [s["name"] for s in load_inventory(family)["services"]]
-    return parse(family, documents, services)
+    return load_folder(family, resources.files("protoconform.specs").joinpath(family), services)
