@@ -18,7 +18,8 @@ import grpc
 from google.protobuf import message
 from protoconform.mockserver import rpc
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.registry import Method, Registry
+from protoconform.mockserver.validation import check_request
+from protoconform.specs.registry import Method, Registry
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,14 @@ class Dispatcher:
             )
         return response
 
-    async def _begin(self, record: CallRecord) -> rpc.Handler:
+    async def _begin(self, record: CallRecord) -> tuple[rpc.Handler, bool]:
         for observer in self.observers:
             await observer.before(record)
         state = self.states.get(record.method.family)
-        fn = rpc.lookup(record.method.path, getattr(state, "handler_variant", rpc.DEFAULT_VARIANT))
-        if fn is None:
+        found = rpc.lookup(record.method.path, getattr(state, "handler_variant", rpc.DEFAULT_VARIANT))
+        if found is None:
             raise unimplemented(record.method)
-        return fn
+        return found
 
     def _finish(self, record: CallRecord, error: BaseException | None) -> None:
         record.duration = time.time() - record.started
@@ -108,11 +109,15 @@ class Dispatcher:
 
     def _as_api_error(self, record: CallRecord, exc: Exception) -> rpc.ApiError:
         if isinstance(exc, rpc.ApiError):
-            return exc
-        log.exception("handler for %s failed", record.method.path)
-        return rpc.ApiError(
-            grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}"
-        )
+            error = exc
+        else:
+            log.exception("handler for %s failed", record.method.path)
+            error = rpc.ApiError(
+                grpc.StatusCode.INTERNAL, f"{record.method.path} failed: {type(exc).__name__}: {exc}"
+            )
+        # a family may dress every error as its server does (e.g. KFP's api.Error detail)
+        decorate = getattr(self.states.get(record.method.family), "decorate_error", None)
+        return decorate(error) if decorate is not None else error
 
     def _record(
         self,
@@ -137,8 +142,14 @@ class Dispatcher:
         return record, recorded()
 
     async def _invoke(self, record: CallRecord, request: Any) -> Any:
-        fn = await self._begin(record)
-        result = fn(request, self._context(record))
+        fn, validate = await self._begin(record)
+        context = self._context(record)
+        rules = getattr(context.state, "rules", None)
+        if validate and rules is not None and isinstance(request, message.Message):
+            # Request-shape rules (required, range, pattern...) hold for every handler of every
+            # family; a streamed request is checked by its handler, message by message.
+            check_request(rules, record.method.path, request)
+        result = fn(request, context)
         return await result if inspect.isawaitable(result) else result
 
     def _observed(self, record: CallRecord) -> _Observed:

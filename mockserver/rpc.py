@@ -130,15 +130,20 @@ class CallContext:
 Handler = Callable[..., Any]
 DEFAULT_VARIANT = "stateful"
 _HANDLERS: dict[tuple[str, str], Handler] = {}
+_UNVALIDATED: set[tuple[str, str]] = set()  # handlers that see requests the rules would refuse
 
 
-def handler(service: str, method: str, variant: str = DEFAULT_VARIANT) -> Callable[[Handler], Handler]:
+def handler(
+    service: str, method: str, variant: str = DEFAULT_VARIANT, validate: bool = True
+) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the implementation of ``service/method``.
 
-    ``variant`` names an alternative behaviour set (e.g. a compatibility mode
-    that answers like another mock); a family's state picks its variant with a
-    ``handler_variant`` attribute, and methods a variant leaves out fall back to
-    the stateful handler.
+    The dispatcher applies the method's request-shape rules from ``specs/``
+    before ``fn`` runs (``validate=False`` opts out, for a variant that answers
+    like a server which checks nothing).  ``variant`` names an alternative
+    behaviour set (e.g. a compatibility mode that answers like another mock); a
+    family's state picks its variant with a ``handler_variant`` attribute, and
+    methods a variant leaves out fall back to the stateful handler.
     """
 
     def register(fn: Handler) -> Handler:
@@ -146,13 +151,20 @@ def handler(service: str, method: str, variant: str = DEFAULT_VARIANT) -> Callab
         if key in _HANDLERS and _HANDLERS[key] is not fn:
             raise RuntimeError(f"two {variant} handlers registered for {key[1]}")
         _HANDLERS[key] = fn
+        if not validate:
+            _UNVALIDATED.add(key)
         return fn
 
     return register
 
 
-def lookup(path: str, variant: str = DEFAULT_VARIANT) -> Handler | None:
-    return _HANDLERS.get((variant, path)) or _HANDLERS.get((DEFAULT_VARIANT, path))
+def lookup(path: str, variant: str = DEFAULT_VARIANT) -> tuple[Handler, bool] | None:
+    """The handler of ``path`` for ``variant`` and whether its requests are validated first."""
+    for key in ((variant, path), (DEFAULT_VARIANT, path)):
+        fn = _HANDLERS.get(key)
+        if fn is not None:
+            return fn, key not in _UNVALIDATED
+    return None
 
 
 def registered_paths(variant: str = DEFAULT_VARIANT) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from protoconform.mockserver.registry import FAMILIES
+from protoconform.specs.registry import FAMILIES
 
 
 def family_module(name: str) -> ModuleType:

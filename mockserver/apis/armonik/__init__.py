@@ -21,7 +21,7 @@ from protoconform.mockserver.apis.armonik import lifecycle
 from protoconform.mockserver.apis.armonik.options import COMPAT_MODES, ArmonikOptions, parse
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 # One module per service or concept; importing registers the handlers.
 SERVICE_MODULES = (

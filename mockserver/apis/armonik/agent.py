@@ -51,6 +51,7 @@ SVC = "armonik.api.grpc.v1.agent.Agent"
 def live_run(ctx: CallContext, request: object) -> TaskRun:
     """The run the request's token belongs to, after the request-shape rules of the method."""
     state: ArmonikState = ctx.state
+    # the dispatcher checked a unary request already; a streamed one is checked here (first message)
     check_request(state.rules, ctx.method, request)  # an empty token is refused here
     token = request.communication_token  # type: ignore[attr-defined]
     run = state.engine.run_for_token(token)

@@ -14,7 +14,6 @@ from google.protobuf import message
 from protoconform.mockserver.apis.armonik import filters as flt
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.rpc import CallContext
-from protoconform.mockserver.validation import check_request
 
 SKIPS_ITEM = "armonik.list-skips-item"
 
@@ -58,7 +57,6 @@ def run_list(
 ) -> tuple[list[Any], int]:
     """Validate ``request`` (rules of ``ctx.method``), then filter, sort and page ``items``."""
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     keys = sort_keys(state, kind, request.sort, multi_sort)
     predicate = flt.compile_filters(state, kind, request.filters)
     if ignore_filters:

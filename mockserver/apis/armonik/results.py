@@ -27,7 +27,6 @@ from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import RESULT_STATUS_UPDATE, RS, ArmonikState, Event, Result
 from protoconform.mockserver.pubsub import SubscriptionEnded
 from protoconform.mockserver.rpc import CallContext, handler
-from protoconform.mockserver.validation import check_request
 
 SVC = "armonik.api.grpc.v1.results.Results"
 MISSING_CREATED_AT = "armonik.result-missing-created-at"
@@ -106,7 +105,6 @@ def service_configuration(request, ctx: CallContext) -> ResultsServiceConfigurat
 @handler(SVC, "CreateResultsMetaData")
 def create_metadata(request, ctx: CallContext) -> CreateResultsMetaDataResponse:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     _session_for_creation(state, request.session_id)
     created = [new_result(state, request.session_id, r.name, r.manual_deletion) for r in request.results]
     return CreateResultsMetaDataResponse(results=[raw(ctx, r) for r in created])
@@ -115,7 +113,6 @@ def create_metadata(request, ctx: CallContext) -> CreateResultsMetaDataResponse:
 @handler(SVC, "CreateResults")
 def create_with_data(request, ctx: CallContext) -> CreateResultsResponse:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     _session_for_creation(state, request.session_id)
     created = [
         new_result_with_data(state, request.session_id, r.name, r.data, r.manual_deletion)

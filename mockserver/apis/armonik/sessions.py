@@ -26,7 +26,6 @@ from protoconform.mockserver.apis.armonik import convert
 from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import SS, ArmonikState, Session
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
-from protoconform.mockserver.validation import check_request
 
 SVC = "armonik.api.grpc.v1.sessions.Sessions"
 WRONG_STATUS_FOR_MISSING = "armonik.get-session-wrong-status-for-missing"
@@ -79,7 +78,6 @@ def cancel_session(state: ArmonikState, session: Session, allow: frozenset[int] 
 @handler(SVC, "CreateSession")
 def create(request, ctx: CallContext) -> CreateSessionReply:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     session = create_session(state, request.default_task_option, list(request.partition_ids))
     return CreateSessionReply(session_id=session.session_id)
 

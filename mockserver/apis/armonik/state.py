@@ -56,7 +56,7 @@ from protoconform.specs import rules as spec_rules
 
 if TYPE_CHECKING:
     from protoconform.mockserver.apis.armonik.engine import Engine
-    from protoconform.mockserver.registry import Registry
+    from protoconform.specs.registry import Registry
 
 FAMILY = "armonik"
 _FIELD_PREFIX = re.compile(r"^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*: ")

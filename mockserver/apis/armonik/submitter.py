@@ -57,7 +57,6 @@ from protoconform.mockserver.apis.armonik.state import (
 from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks
 from protoconform.mockserver.apis.armonik.taskstream import StreamDisorder, StreamTruncated, parse_task_stream
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
-from protoconform.mockserver.validation import check_request
 
 SVC = "armonik.api.grpc.v1.submitter.Submitter"
 RECHECK_SECONDS = 1.0  # waiting calls also look again this often (wall time), e.g. after a deletion
@@ -114,7 +113,6 @@ def service_configuration(request: Empty, ctx: CallContext) -> Configuration:
 @handler(SVC, "CreateSession")
 def create_session(request: Any, ctx: CallContext) -> CreateSessionReply:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     session = sessions_service.create_session(state, request.default_task_option, list(request.partition_ids))
     return CreateSessionReply(session_id=session.session_id)
 
@@ -180,7 +178,6 @@ def _create_legacy_tasks(
 @handler(SVC, "CreateSmallTasks")
 def create_small_tasks(request: Any, ctx: CallContext) -> CreateTaskReply:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     items = [
         (list(r.expected_output_keys), list(r.data_dependencies), bytes(r.payload))
         for r in request.task_requests

@@ -20,7 +20,6 @@ from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import ArmonikState, Task
 from protoconform.mockserver.apis.armonik.submission import create_tasks, requested_tasks
 from protoconform.mockserver.rpc import CallContext, handler
-from protoconform.mockserver.validation import check_request
 
 SVC = "armonik.api.grpc.v1.tasks.Tasks"
 FILTER_IGNORED = "armonik.filter-ignored"
@@ -31,7 +30,6 @@ OUT_OF_DOMAIN_STATUS = 42  # no TaskStatus has this number
 @handler(SVC, "SubmitTasks")
 def submit(request, ctx: CallContext) -> SubmitTasksResponse:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     session = state.require_session(request.session_id)
     options, specs = requested_tasks(request)
     tasks = create_tasks(state, session, options, specs)

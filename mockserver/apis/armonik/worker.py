@@ -44,7 +44,6 @@ from protoconform.mockserver.apis.armonik.engine import (
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.rpc import CallContext, handler
-from protoconform.mockserver.validation import check_request
 
 SVC = "armonik.api.grpc.v1.worker.Worker"
 RETRY_SEPARATOR = "###"  # retries of a task are named "<initial id>###<n>"
@@ -140,7 +139,6 @@ def _write_output(state: ArmonikState, path: str, name: str, field: str, data: b
 @handler(SVC, "Process")
 async def process(request: ProcessRequest, ctx: CallContext) -> ProcessReply:
     state: ArmonikState = ctx.state
-    check_request(state.rules, ctx.method, request)
     paths = _confined(state, request)  # before anything else: a refused request has no effect
     options = request.task_options.options
     duration = _float(options.get(OPTION_DURATION, ""), state.options.processing_time)

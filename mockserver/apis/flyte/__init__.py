@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 
 class FlyteState:

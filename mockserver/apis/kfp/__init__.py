@@ -25,7 +25,7 @@ from protoconform.mockserver.apis.kfp import runs as _runs  # noqa: F401 - regis
 from protoconform.mockserver.apis.kfp.lifecycle import Timings
 from protoconform.mockserver.apis.kfp.state import State
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 __all__ = ["State", "Timings", "add_arguments", "create_state", "options_from_args"]
 

@@ -21,7 +21,7 @@ from protoconform.mockserver.apis.kfp.errors import Violation
 from protoconform.mockserver.apis.kfp.lifecycle import requested_failure
 from protoconform.mockserver.apis.kfp.state import Experiment, RunRecord, State
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
-from protoconform.mockserver.validation import check_request, rule_error
+from protoconform.mockserver.validation import rule_error
 
 SERVICE = "api.RunService"
 RULE_WORKFLOW_MANIFEST = "kfp.runs.create.workflow-manifest-json"
@@ -52,7 +52,11 @@ def _relationship_name(state: State, number: int) -> str:
 
 
 def rpc_method(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a RunService handler: request rules first, helper violations become rule errors."""
+    """Register a RunService handler whose helper violations become rule errors.
+
+    The dispatcher has applied the request-shape rules before; every error gets
+    the ``api.Error`` detail in :meth:`State.decorate_error`.
+    """
 
     def wrap(fn: Callable[[Any, CallContext], Any]) -> Callable[..., Any]:
         @wraps(fn)
@@ -60,26 +64,14 @@ def rpc_method(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             state: State = ctx.state
             _enums(state)
             try:
-                check_request(state.rules, f"{SERVICE}.{name}", request)
                 return fn(request, ctx)
             except Violation as violation:
-                raise _with_error_detail(
-                    state, rule_error(state.rules, violation.rule_id, violation.detail), violation.detail
-                ) from None
-            except ApiError as error:
-                raise _with_error_detail(state, error, error.message) from None
+                error = rule_error(state.rules, violation.rule_id, violation.detail)
+                raise state.decorate_error(error, external=violation.detail) from None
 
         return handler(SERVICE, name)(run)
 
     return wrap
-
-
-def _with_error_detail(state: State, error: ApiError, external: str) -> ApiError:
-    """Attach the ``api.Error`` detail the KFP server puts on every failed status."""
-    if not error.details:
-        error_class = state.registry.message_class("api.Error")
-        error.details = (error_class(error_message=external, error_details=error.message),)
-    return error
 
 
 def _run_or_not_found(state: State, run_id: str, rule_id: str) -> RunRecord:

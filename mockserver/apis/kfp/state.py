@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import message
 from protoconform.mockserver.apis.kfp import listing
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.registry import Registry
+from protoconform.mockserver.rpc import ApiError
 from protoconform.specs import rules as spec_rules
+from protoconform.specs.registry import Registry
 
 if TYPE_CHECKING:
     from protoconform.mockserver.apis.kfp.lifecycle import Lifecycle, Timings
@@ -218,6 +219,18 @@ class State:
         self.api = Messages(registry)
         self.list_contract = listing.Contract(self.rules.lists["api.RunService.ListRuns"])
         self.lifecycle: Lifecycle = Lifecycle(self, timings)
+
+    def decorate_error(self, error: ApiError, external: str | None = None) -> ApiError:
+        """Attach the ``api.Error`` detail the KFP server puts on every failed status.
+
+        ``external`` is the message without the field prefix, as the server's
+        ``error_message`` carries it (default: the error's message).
+        """
+        if not error.details:
+            error_class = self.registry.message_class("api.Error")
+            detail = error_class(error_message=external or error.message, error_details=error.message)
+            error.details = (detail,)
+        return error
 
     # -- time --------------------------------------------------------------------
     def now_seconds(self) -> int:
