@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, message
 from protoconform.conformance.target import Target
-from protoconform.mockserver.registry import Method, Registry
+from protoconform.specs.registry import Method, Registry
 
 
 @dataclass

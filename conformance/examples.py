@@ -72,8 +72,8 @@ from google.protobuf import json_format, message
 from protoconform.conformance import paths
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.verdict import Mismatch, short_method
-from protoconform.mockserver.registry import Registry
 from protoconform.specs import rules as spec_rules
+from protoconform.specs.registry import Registry
 
 PLACEHOLDER = re.compile(r"\$\{(?:(?P<fn>[a-z]+):)?(?P<ref>[A-Za-z_][\w.\-]*|\d+)(?:\+(?P<plus>\d+))?\}")
 BUILTINS = frozenset({"ns", "unique", "uuid", "now"})
@@ -353,7 +353,7 @@ class FamilyExamples:
 
 @cache
 def _book(family: str) -> FamilyExamples:
-    from protoconform.mockserver.registry import default_registry
+    from protoconform.specs.registry import default_registry
 
     return FamilyExamples(family, default_registry(), spec_rules.load(family))
 

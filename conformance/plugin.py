@@ -288,7 +288,7 @@ def case_info(item: pytest.Item) -> dict[str, Any] | None:
         service = service or prefix
     family = str(kwargs.get("family", ""))
     if service and "." not in service:
-        from protoconform.mockserver.registry import default_registry
+        from protoconform.specs.registry import default_registry
 
         matches = [s for s in default_registry().families.get(family, []) if s.rpartition(".")[2] == service]
         service = matches[0] if matches else service
@@ -309,7 +309,7 @@ def case_info(item: pytest.Item) -> dict[str, Any] | None:
 def _is_mutating(info: dict[str, Any]) -> tuple[bool, str]:
     if info["mutating"] is not None:
         return bool(info["mutating"]), info["method"]
-    from protoconform.mockserver.registry import default_registry
+    from protoconform.specs.registry import default_registry
 
     registry = default_registry()
     for name in info["calls"]:
@@ -389,8 +389,8 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 @pytest.fixture(scope="session")
 def registry() -> Any:
-    """Descriptors of every family (protoconform.mockserver.registry.default_registry())."""
-    from protoconform.mockserver.registry import default_registry
+    """Descriptors of every family (protoconform.specs.registry.default_registry())."""
+    from protoconform.specs.registry import default_registry
 
     return default_registry()
 
@@ -423,7 +423,7 @@ def control(target: Target) -> Iterator[Any]:
     if not target.control:
         yield None
         return
-    from protoconform.mockserver.control.client import ControlClient
+    from protoconform.conformance.control import ControlClient
 
     client = ControlClient(target.control)
     yield client
@@ -504,7 +504,7 @@ def _locate(result: CaseResult, rule: str, method: str) -> None:
     """A failure belongs to the rule and method it names (a model may name another than its marker)."""
     result.rule = rule
     if method and method != result.service:
-        from protoconform.mockserver.registry import default_registry
+        from protoconform.specs.registry import default_registry
 
         try:
             found = resolve_method(default_registry(), method)

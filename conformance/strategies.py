@@ -475,7 +475,7 @@ def resolve_method(method: Any) -> descriptor.MethodDescriptor:
         return method
     if hasattr(method, "descriptor"):
         return method.descriptor
-    from protoconform.mockserver.registry import default_registry
+    from protoconform.specs.registry import default_registry
 
     return default_registry().method(str(method)).descriptor
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from protoconform.mockserver import apis
 from protoconform.mockserver.config import Limits, ServerConfig
-from protoconform.mockserver.registry import FAMILIES
+from protoconform.specs.registry import FAMILIES
 
 # subcommand -> (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from protoconform.mockserver.registry import FAMILIES
+from protoconform.specs.registry import FAMILIES
 
 
 def _limit(default: float, help_text: str) -> Any:

@@ -19,8 +19,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_status import rpc_status
 from protoconform.mockserver.dispatch import Dispatcher
-from protoconform.mockserver.registry import Method
 from protoconform.mockserver.rpc import ApiError
+from protoconform.specs.registry import Method
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 REFLECTION_V1ALPHA = reflection.SERVICE_NAME

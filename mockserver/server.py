@@ -15,8 +15,8 @@ from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.dispatch import Dispatcher
-from protoconform.mockserver.registry import Registry, default_registry
 from protoconform.mockserver.selfcheck import SelfCheck
+from protoconform.specs.registry import Registry, default_registry
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from protoconform import specs
+from protoconform.specs.registry import default_registry
 
 # Generated modules to import so that every documented (and undocumented)
 # declaration of a family is in the default pool.
@@ -102,8 +103,6 @@ def load_descriptors() -> Descriptors:
     modules are imported on top so that undocumented services show up too."""
     notes: list[str] = []
     try:
-        from protoconform.mockserver.registry import default_registry
-
         default_registry()
     except Exception as exc:  # e.g. a documented service is absent: still report it
         notes.append(f"server registry not used ({type(exc).__name__}: {exc})")

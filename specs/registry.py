@@ -1,5 +1,7 @@
 """Descriptor registry: the one source of truth for wire shapes.
 
+It sits below both engines: the mock server and the conformance harness (which
+must be able to test a real server without the mock) read it alike.
 Everything the server, the gateway and the conformance suites know about a
 message or a method comes from here.  Flyte and ArmoniK descriptors are loaded
 from their official wheels; Kubeflow Pipelines and Flyte's CacheService come
@@ -25,7 +27,7 @@ WHEEL_PACKAGES: dict[str, tuple[str, ...]] = {
     "armonik": ("armonik.protogen.client", "armonik.protogen.worker"),
     "kfp": (),
 }
-FAMILIES: tuple[str, ...] = ("flyte", "kfp", "armonik")
+FAMILIES = specs.FAMILIES
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protoconform import specs
 from protoconform.mockserver.launcher import ServerProcess
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 # Load every descriptor first: the reflection client below adds what it fetches to the same default pool.
 REGISTRY = default_registry()

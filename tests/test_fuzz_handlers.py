@@ -33,14 +33,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protoconform.conformance import examples, strategies
 from protoconform.conformance.caller import Caller
+from protoconform.conformance.control import ControlClient
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch
 from protoconform.mockserver.apis.armonik import dataroot
-from protoconform.mockserver.control.client import ControlClient
 from protoconform.mockserver.dispatch import CallRecord
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Method, default_registry
 from protoconform.specs import rules
+from protoconform.specs.registry import Method, default_registry
 
 FD = descriptor.FieldDescriptor
 REGISTRY = default_registry()

@@ -23,7 +23,7 @@ from protoconform.mockserver import safejson
 from protoconform.mockserver.gateway import jsonmap, transcode
 from protoconform.mockserver.gateway.routes import Route, compile_routes
 from protoconform.mockserver.launcher import ServerProcess
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 REGISTRY = default_registry()
 ROUTES = [

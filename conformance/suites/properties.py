@@ -38,8 +38,8 @@ from protoconform.conformance.models.base import Env, fail, run_property
 from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
-from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import load
 
 SUITE = "properties"

@@ -41,8 +41,8 @@ from protoconform.conformance.models.base import Env, run_property
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
-from protoconform.mockserver.registry import Method, default_registry
 from protoconform.specs import FAMILIES
+from protoconform.specs.registry import Method, default_registry
 from protoconform.specs.rules import Rule, load
 
 SUITE = "rest"

@@ -36,8 +36,8 @@ from protoconform.conformance.caller import Reply
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
-from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES, load_inventory
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import REQUEST_KINDS, FamilyRules, Rule, load
 
 SUITE = "rules"

@@ -25,8 +25,8 @@ from protoconform.conformance.models.base import Env, run_machine
 from protoconform.conformance.models.machine import LifecycleMachine, bind, check_action
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
-from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import load
 
 SUITE = "stateful"

@@ -22,8 +22,8 @@ from protoconform.conformance.models.base import Env, run_property
 from protoconform.conformance.models.streams import StreamCheck
 from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
-from protoconform.mockserver.registry import default_registry
 from protoconform.specs import FAMILIES
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import load
 
 SUITE = "streams"

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from protoconform.mockserver.launcher import ServerProcess
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 TARGET_CREATE_PER_S = 200.0
 TARGET_LIST_SECONDS = 10.0

@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import json_format, message
 from protoconform.mockserver.dispatch import CallRecord
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 DEFAULT_CAPACITY = 10_000
 MAX_KEPT_BYTES = 64 * 1024  # larger messages are journaled by size only

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor
 from protoconform.mockserver.gateway.conventions import Convention, for_family
-from protoconform.mockserver.registry import Method, Registry
+from protoconform.specs.registry import Method, Registry
 
 log = logging.getLogger(__name__)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -9,8 +9,8 @@ import pytest
 from akutil import Stubs
 from armonik.protogen.common import auth_common_pb2, health_checks_common_pb2, versions_common_pb2
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import default_registry
 from protoconform.specs import documented_methods
+from protoconform.specs.registry import default_registry
 
 
 def _armonik_methods() -> list[tuple[str, str]]:

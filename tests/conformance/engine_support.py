@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from protoconform.mockserver.control.client import ControlClient
+from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
 
 

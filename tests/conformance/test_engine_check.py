@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from engine_support import CheckRun, Engine, run_check
 from protoconform.conformance import known_suites
-from protoconform.mockserver.control.client import ControlClient
+from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
 
 BUDGET_SECONDS = 300

@@ -9,9 +9,9 @@ import pytest
 import requests
 from engine_support import Engine, engine_server  # noqa: F401
 from protoconform.conformance.caller import Caller
+from protoconform.conformance.control import ControlError
 from protoconform.conformance.target import Target
-from protoconform.mockserver.control.client import ControlError
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 SESSION = {"default_task_option": {"max_duration": "60s", "max_retries": 1, "priority": 1}}
 

@@ -15,7 +15,7 @@ from queue import Queue
 
 import yaml
 from engine_support import CheckRun, Engine, run_check
-from protoconform.mockserver.control.client import ControlClient
+from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
 
 

@@ -8,7 +8,7 @@ from engine_support import Engine, engine_server, run_check  # noqa: F401
 from protoconform.conformance.caller import Caller
 from protoconform.conformance.examples import book
 from protoconform.conformance.target import Target
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 # Verbs of methods that change state, as an independent cross-check of effects.yaml.
 CHANGING_VERBS = (

@@ -14,7 +14,7 @@ from protoconform.conformance.caller import Caller, Reply, buf_curl, resolve_met
 from protoconform.conformance.reports import CaseResult, Report
 from protoconform.conformance.target import Target, TargetError, split_address
 from protoconform.conformance.verdict import Mismatch
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import parse
 
 REGISTRY = default_registry()

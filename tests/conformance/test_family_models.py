@@ -6,14 +6,14 @@ from __future__ import annotations
 import grpc
 import pytest
 from protoconform.conformance.caller import Caller, Reply
+from protoconform.conformance.control import ControlClient
 from protoconform.conformance.models import armonik, kfp
 from protoconform.conformance.models import listing as lists
 from protoconform.conformance.models.base import Env, Lifecycle, run_machine
 from protoconform.conformance.models.machine import bind, check_action, shortest_paths
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch
-from protoconform.mockserver.control.client import ControlClient
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import load
 
 

@@ -20,7 +20,7 @@ from google.protobuf import (
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from protoconform.conformance import strategies as S
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 from protoconform.specs.rules import FamilyRules, parse
 
 FAST = settings(

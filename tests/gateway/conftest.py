@@ -8,7 +8,7 @@ import grpc
 import pytest
 from gateway_support import Capture
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Registry, default_registry
+from protoconform.specs.registry import Registry, default_registry
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import grpc
 from google.api import annotations_pb2
 from google.protobuf import descriptor, message
 from protoconform.mockserver.dispatch import CallRecord
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 VARIABLE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
 

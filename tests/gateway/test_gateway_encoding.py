@@ -15,7 +15,7 @@ import requests
 from gateway_support import Capture
 from protoconform.mockserver import rpc
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 VARIANT = "gateway-test"
 ADMIN = "flyteidl.service.AdminService"
@@ -23,7 +23,7 @@ AGENT = "flyteidl.service.AsyncAgentService"
 
 
 def _registry_class(name: str):
-    from protoconform.mockserver.registry import default_registry
+    from protoconform.specs.registry import default_registry
 
     return default_registry().message_class(name)
 

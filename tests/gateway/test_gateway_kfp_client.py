@@ -27,7 +27,7 @@ from kfp_server_api import (
     RunServiceApi,
 )
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 TO_RUNNING, TASK = 2.0, 5.0
 

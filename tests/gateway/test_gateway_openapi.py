@@ -12,7 +12,7 @@ import requests
 from gateway_support import annotated_bindings
 from openapi_spec_validator import validate
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())"

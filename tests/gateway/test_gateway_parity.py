@@ -9,7 +9,7 @@ import requests
 from gateway_support import grpc_call
 from google.protobuf import json_format, message
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Registry
+from protoconform.specs.registry import Registry
 
 RUNS = "/apis/v1beta1/runs"
 WORKFLOW = json.dumps(

@@ -21,7 +21,7 @@ from gateway_support import Binding, Capture, annotated_bindings, field_chain, g
 from google.protobuf import descriptor, duration_pb2, json_format, message, timestamp_pb2
 from protoconform.mockserver.gateway import APP_KEY
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import Registry, default_registry
+from protoconform.specs.registry import Registry, default_registry
 
 FD = descriptor.FieldDescriptor
 BINDINGS = annotated_bindings(default_registry())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from protoconform.mockserver.gateway.routes import PathTemplate, TemplateError, compile_routes
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 
 def _match(template: str, path: str) -> dict[str, str] | None:

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from google.protobuf import json_format, message
 from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.mockserver.registry import default_registry
+from protoconform.specs.registry import default_registry
 
 SERVICE = "api.RunService"
 
