@@ -24,28 +24,9 @@ from typing import Any
 from google.protobuf import descriptor, descriptor_pool, json_format, message
 from protoconform.mockserver import safejson
 from protoconform.mockserver.gateway.conventions import Marshaler
+from protoconform.specs.wellknown import NOT_JSON_OBJECTS
 
-# Message types whose JSON form is not an object of their fields.
-WELL_KNOWN = frozenset(
-    {
-        "google.protobuf.Any",
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.Struct",
-        "google.protobuf.Value",
-        "google.protobuf.ListValue",
-        "google.protobuf.FieldMask",
-        "google.protobuf.DoubleValue",
-        "google.protobuf.FloatValue",
-        "google.protobuf.Int64Value",
-        "google.protobuf.UInt64Value",
-        "google.protobuf.Int32Value",
-        "google.protobuf.UInt32Value",
-        "google.protobuf.BoolValue",
-        "google.protobuf.StringValue",
-        "google.protobuf.BytesValue",
-    }
-)
+WELL_KNOWN = NOT_JSON_OBJECTS  # message types whose JSON form is not an object of their fields
 
 _WHITESPACE = " \t\n\r"
 

@@ -21,6 +21,7 @@ from google.protobuf import descriptor
 from protoconform.mockserver.gateway import jsonmap
 from protoconform.mockserver.gateway.conventions import JSON, WILDCARD, Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Route, resolve_field
+from protoconform.specs.wellknown import FROM_ONE_STRING, WRAPPERS
 
 if TYPE_CHECKING:
     from protoconform.mockserver.gateway.handler import Gateway
@@ -33,19 +34,8 @@ _INT32 = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32}
 _INT64 = {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64}
 _UINT32 = {FD.TYPE_UINT32, FD.TYPE_FIXED32}
 _UINT64 = {FD.TYPE_UINT64, FD.TYPE_FIXED64}
-_WRAPPED = {
-    "google.protobuf.DoubleValue": FD.TYPE_DOUBLE,
-    "google.protobuf.FloatValue": FD.TYPE_FLOAT,
-    "google.protobuf.Int64Value": FD.TYPE_INT64,
-    "google.protobuf.UInt64Value": FD.TYPE_UINT64,
-    "google.protobuf.Int32Value": FD.TYPE_INT32,
-    "google.protobuf.UInt32Value": FD.TYPE_UINT32,
-    "google.protobuf.BoolValue": FD.TYPE_BOOL,
-    "google.protobuf.StringValue": FD.TYPE_STRING,
-    "google.protobuf.BytesValue": FD.TYPE_BYTES,
-}
-# Well-known types the query-string parser can fill from one value.
-_QUERY_WKT = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask", *_WRAPPED}
+_WRAPPED = WRAPPERS
+_QUERY_WKT = FROM_ONE_STRING  # well-known types the query-string parser can fill from one value
 
 
 def documented_marshaler(convention: Convention) -> Marshaler:

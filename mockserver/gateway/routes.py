@@ -24,6 +24,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor
 from protoconform.mockserver.gateway.conventions import Convention, for_family
 from protoconform.specs.registry import Method, Registry
+from protoconform.specs.wellknown import FROM_ONE_STRING
 
 log = logging.getLogger(__name__)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -258,23 +259,7 @@ def compile_method(method: Method, convention: Convention) -> list[Route]:
     return routes
 
 
-# Message types grpc-gateway can fill from a single path component.
-_PATH_WKT = frozenset(
-    {
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.StringValue",
-        "google.protobuf.BytesValue",
-        "google.protobuf.BoolValue",
-        "google.protobuf.Int32Value",
-        "google.protobuf.Int64Value",
-        "google.protobuf.UInt32Value",
-        "google.protobuf.UInt64Value",
-        "google.protobuf.FloatValue",
-        "google.protobuf.DoubleValue",
-        "google.protobuf.FieldMask",
-    }
-)
+_PATH_WKT = FROM_ONE_STRING  # message types grpc-gateway can fill from a single path component
 
 
 @dataclass

@@ -39,6 +39,7 @@ from protoconform.mockserver import safejson
 from protoconform.mockserver.gateway import jsonmap
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Route
+from protoconform.specs.wellknown import WRAPPERS
 
 FD = descriptor.FieldDescriptor
 
@@ -226,16 +227,9 @@ _SIGNED = {
 }
 _UNSIGNED = {FD.TYPE_UINT32: 32, FD.TYPE_FIXED32: 32, FD.TYPE_UINT64: 64, FD.TYPE_FIXED64: 64}
 
+# wrapper message -> (its class, the scalar type of its value)
 _WRAPPERS: dict[str, tuple[type[message.Message], int]] = {
-    "google.protobuf.DoubleValue": (wrappers_pb2.DoubleValue, FD.TYPE_DOUBLE),
-    "google.protobuf.FloatValue": (wrappers_pb2.FloatValue, FD.TYPE_FLOAT),
-    "google.protobuf.Int64Value": (wrappers_pb2.Int64Value, FD.TYPE_INT64),
-    "google.protobuf.Int32Value": (wrappers_pb2.Int32Value, FD.TYPE_INT32),
-    "google.protobuf.UInt64Value": (wrappers_pb2.UInt64Value, FD.TYPE_UINT64),
-    "google.protobuf.UInt32Value": (wrappers_pb2.UInt32Value, FD.TYPE_UINT32),
-    "google.protobuf.BoolValue": (wrappers_pb2.BoolValue, FD.TYPE_BOOL),
-    "google.protobuf.StringValue": (wrappers_pb2.StringValue, FD.TYPE_STRING),
-    "google.protobuf.BytesValue": (wrappers_pb2.BytesValue, FD.TYPE_BYTES),
+    name: (getattr(wrappers_pb2, name.rpartition(".")[2]), inner) for name, inner in WRAPPERS.items()
 }
 
 
