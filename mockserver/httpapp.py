@@ -1,8 +1,9 @@
 """The HTTP side of the server: health and version here; other modules add their routes.
 
 Route providers (REST gateway, OpenAPI, control API) are functions
-``install(app, server)`` listed in :data:`ROUTE_PROVIDERS`; each owns its own
-URL space so they can evolve independently.
+``install(app, server)`` listed in :data:`ROUTE_PROVIDERS`; a served family's
+package may add its own with ``install_routes(app, server)``.  Each owns its
+own URL space so they can evolve independently.
 
 Every byte a client sends is bounded: bodies are read only through
 :func:`protoconform.mockserver.httpbody.read_body`, idle connections and slow
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 ROUTE_PROVIDERS: list[str] = [
     "protoconform.mockserver.control:install",
     "protoconform.mockserver.gateway:install",
-    "protoconform.mockserver.apis.armonik.compat:install_routes",  # no-op unless --armonik-compat
 ]
 
 
@@ -77,6 +77,9 @@ def build_app(server: MockServer) -> web.Application:
     for provider in ROUTE_PROVIDERS:
         module_name, _, function = provider.partition(":")
         getattr(importlib.import_module(module_name), function)(app, server)
+    for module in server.families.values():
+        if hasattr(module, "install_routes"):
+            module.install_routes(app, server)
     return app
 
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 
-FAMILIES: tuple[str, ...] = ("flyte", "kfp", "armonik")
+from protoconform.specs.families import TABLE, family
+
+FAMILIES: tuple[str, ...] = tuple(TABLE)  # every family of the table (specs/families.py)
 
 
 @cache
-def _read_inventory(family: str) -> str:
-    if family not in FAMILIES:
-        raise KeyError(f"unknown API family {family!r}; known: {', '.join(FAMILIES)}")
-    entry = resources.files(__name__).joinpath("inventory", f"{family}.json")
-    return entry.read_text(encoding="utf-8")
+def _read_inventory(name: str) -> str:
+    return family(name).inventory_file().read_text(encoding="utf-8")
 
 
 def load_inventory(family: str) -> dict:

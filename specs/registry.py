@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
-from google.protobuf import descriptor, descriptor_pool, message, message_factory
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
 from protoconform import specs
 from protoconform.protos import compile_protos
+from protoconform.specs import families as family_table
 
-# Python packages whose generated modules carry each family's wheel descriptors.
-WHEEL_PACKAGES: dict[str, tuple[str, ...]] = {
-    "flyte": ("flyteidl.service",),
-    "armonik": ("armonik.protogen.client", "armonik.protogen.worker"),
-    "kfp": (),
-}
 FAMILIES = specs.FAMILIES
 
 
@@ -74,17 +71,27 @@ def _import_all(package_name: str) -> None:
             importlib.import_module(f"{package_name}.{info.name}")
 
 
-@cache
-def _load_local_files() -> tuple[str, ...]:
-    """Add our compiled .proto files to the default pool, once per process."""
+def _add_files(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> list[str]:
+    """Add files to the default pool (those already there are kept); their names."""
     pool = descriptor_pool.Default()
     names = []
-    for file_proto in compile_protos().file:
+    for file_proto in files:
         try:
             pool.FindFileByName(file_proto.name)
         except KeyError:
             pool.AddSerializedFile(file_proto.SerializeToString())
         names.append(file_proto.name)
+    return names
+
+
+@cache
+def _load_local_files() -> tuple[str, ...]:
+    """Our compiled .proto files and every family's own descriptor set, once per process."""
+    names = _add_files(compile_protos().file)
+    for entry in family_table.TABLE.values():
+        if entry.descriptor_set:
+            file_set = descriptor_pb2.FileDescriptorSet.FromString(Path(entry.descriptor_set).read_bytes())
+            names += _add_files(file_set.file)
     return tuple(names)
 
 
@@ -96,8 +103,8 @@ class Registry:
         if unknown:
             raise ValueError(f"unknown API families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
         self.pool = descriptor_pool.Default()
-        for family in FAMILIES:  # load all so types shared across families always resolve
-            for package_name in WHEEL_PACKAGES[family]:
+        for entry in family_table.TABLE.values():  # load all so types shared across families resolve
+            for package_name in entry.wheel_packages:
                 _import_all(package_name)
         self.local_files = _load_local_files()
         self.families: dict[str, list[str]] = {

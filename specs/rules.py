@@ -15,7 +15,6 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cache, cached_property
-from importlib import resources
 from typing import Any
 
 import grpc
@@ -207,8 +206,8 @@ def load_folder(family: str, folder: Any, services: list[str]) -> FamilyRules:
 
 @cache
 def load(family: str) -> FamilyRules:
-    """All rules of a family, from the YAML files packaged under ``specs/<family>/``."""
-    from protoconform.specs import load_inventory
+    """All rules of a family, from the YAML files of its specs folder (``specs/<family>/``)."""
+    from protoconform.specs import families, load_inventory
 
     services = [s["name"] for s in load_inventory(family)["services"]]
-    return load_folder(family, resources.files("protoconform.specs").joinpath(family), services)
+    return load_folder(family, families.family(family).rules_folder(), services)

@@ -1,13 +1,16 @@
-"""API families.  Each family is a subpackage that registers its handlers on import.
+"""API families.  Each family is a package that registers its handlers on import.
 
-A family package provides:
+Which module that is comes from the family table (:mod:`protoconform.specs.families`):
+``protoconform.mockserver.apis.<family>`` for the built-in ones.  A family package provides:
 
 - ``create_state(options: dict, clock: Clock, registry: Registry) -> object``:
   the family's in-memory state, handed to its handlers as ``ctx.state``;
 - optionally ``add_arguments(group)`` and ``options_from_args(args) -> dict``
   for ``serve`` options of its own (prefixed with the family name);
 - optionally ``async start(state)`` / ``async stop(state)`` for background work
-  (e.g. connecting to an attached worker).
+  (e.g. connecting to an attached worker), ``end_streams(state)`` to end its
+  never-ending streams at shutdown, ``install_routes(app, server)`` for HTTP
+  routes of its own, and a ``defects`` submodule listing its defect modes.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from protoconform.specs.families import family
 from protoconform.specs.registry import FAMILIES
 
 
 def family_module(name: str) -> ModuleType:
-    if name not in FAMILIES:
-        raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(family(name).handlers_module)
 
 
 def load_families(names: tuple[str, ...] | list[str] = FAMILIES) -> dict[str, ModuleType]:

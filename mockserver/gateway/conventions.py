@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protoconform.specs.families import family
+
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 WILDCARD = "*"
@@ -88,11 +90,18 @@ GRPC_GATEWAY_V2_DEFAULT = Convention(
     last_match_wins=True,
 )
 
-FAMILY_CONVENTIONS: dict[str, Convention] = {
+# The names a family entry's ``rest`` may take (specs/families.py).
+CONVENTIONS: dict[str, Convention] = {
     "kfp": GRPC_GATEWAY_V1_KFP,
     "flyte": GRPC_GATEWAY_V2_FLYTE,
+    "grpc-gateway-v2": GRPC_GATEWAY_V2_DEFAULT,
 }
 
 
-def for_family(family: str) -> Convention:
-    return FAMILY_CONVENTIONS.get(family, GRPC_GATEWAY_V2_DEFAULT)
+def for_family(name: str) -> Convention:
+    wanted = family(name).rest
+    try:
+        return CONVENTIONS[wanted]
+    except KeyError:
+        known = ", ".join(CONVENTIONS)
+        raise KeyError(f"family {name}: unknown REST convention {wanted!r}; known: {known}") from None

@@ -42,7 +42,16 @@ SERVICE_MODULES = (
 for _name in SERVICE_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 
-__all__ = ["ArmonikOptions", "ArmonikState", "add_arguments", "create_state", "options_from_args"]
+from protoconform.mockserver.apis.armonik.compat import install_routes  # noqa: E402  (no-op unless compat)
+
+__all__ = [
+    "ArmonikOptions",
+    "ArmonikState",
+    "add_arguments",
+    "create_state",
+    "install_routes",
+    "options_from_args",
+]
 
 
 def create_state(options: dict[str, Any], clock: Clock, registry: Registry) -> ArmonikState:
