@@ -77,6 +77,10 @@ class ControlClient:
         """The catalogue: every defect mode the mock offers, name -> description."""
         return self._call("GET", "/defects")["available"]
 
+    def defect_details(self) -> dict[str, dict[str, Any]]:
+        """name -> what must catch each defect mode: ``rule``, ``methods`` and ``suite``."""
+        return self._call("GET", "/defects")["details"]
+
     def active_defects(self) -> list[str]:
         return self._call("GET", "/defects")["active"]
 

@@ -12,7 +12,8 @@ It lets a test or the conformance harness drive the mock from outside:
                             method, requests and responses as protojson, status, timing, protocol
 ``DELETE /control/journal`` forget the journal and the counts
 ``GET  /control/calls``     call counts per method
-``GET  /control/defects``   the defect catalogue and the active modes
+``GET  /control/defects``   the defect catalogue (with the rule, methods and suite that must
+                            catch each) and the active modes
 ``PUT  /control/defects``   replace the active set: ``{"active": [names]}``
 ``PUT  /control/defects/N`` switch mode N on; ``DELETE`` switches it off
 ``GET  /control/clock``     virtual time, speed, pending timers
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from protoconform.mockserver import safejson
-from protoconform.mockserver.control.defects import catalogue
+from protoconform.mockserver.control.defects import catalogue, details
 from protoconform.mockserver.control.journal import Journal
 from protoconform.mockserver.httpbody import read_body
 
@@ -99,7 +100,7 @@ def install(app: web.Application, server: MockServer) -> None:
     defects = server.dispatcher.defects  # a live set: handlers see changes on their next call
 
     def defect_state() -> dict[str, Any]:
-        return {"available": catalogue(), "active": sorted(defects)}
+        return {"available": catalogue(), "details": details(), "active": sorted(defects)}
 
     async def index(request: web.Request) -> web.Response:
         return web.json_response(

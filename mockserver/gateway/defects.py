@@ -6,8 +6,15 @@ or the control API).
 
 from __future__ import annotations
 
-DEFECTS: dict[str, str] = {
-    "rest.error-as-200": (
-        "a REST route answers HTTP 200 with the error body instead of the status its gRPC code maps to"
+from protoconform.mockserver.control.defects import Defect
+
+ERROR_AS_200 = "rest.error-as-200"
+
+DEFECTS: dict[str, Defect] = {
+    ERROR_AS_200: Defect(
+        "a REST route answers HTTP 200 with the error body instead of the status its gRPC code maps to",
+        rule="kfp.runs.get.not-found",  # over REST: the mapped HTTP status (404), not 200
+        methods=("RunService.GetRun",),
+        suite="rest",
     ),
 }

@@ -18,7 +18,7 @@ import grpc
 from aiohttp import web
 from google.protobuf import message
 from protoconform.mockserver import rpc
-from protoconform.mockserver.gateway import errors, transcode
+from protoconform.mockserver.gateway import defects, errors, transcode
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Mux, Route, compile_routes
 from protoconform.mockserver.httpbody import read_body
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ERROR_AS_200 = "rest.error-as-200"
+ERROR_AS_200 = defects.ERROR_AS_200
 
 # HTTP headers grpc-gateway forwards as "grpcgateway-<name>" metadata (isPermanentHTTPHeader).
 _PERMANENT_HEADERS = frozenset(

@@ -53,7 +53,7 @@ def test_the_defect_list() -> None:
         "armonik.result-missing-created-at",
         "armonik.task-status-out-of-domain",
     }
-    assert all(description.endswith(".") for description in DEFECTS.values())
+    assert all(defect.description.endswith(".") for defect in DEFECTS.values())
 
 
 def test_get_session_wrong_status(server: ThreadedServer, stubs: Stubs) -> None:

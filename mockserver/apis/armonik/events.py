@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from armonik.protogen.common.events_common_pb2 import EventSubscriptionResponse
+from protoconform.mockserver.apis.armonik import defects
 from protoconform.mockserver.apis.armonik.filters import FieldRef, Predicate, compile_filters
 from protoconform.mockserver.apis.armonik.state import (
     NEW_RESULT,
@@ -34,7 +35,7 @@ from protoconform.mockserver.pubsub import Overflowed, SubscriptionEnded
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
 
 SVC = "armonik.api.grpc.v1.events.Events"
-ENDS_EARLY = "armonik.events-end-early"
+ENDS_EARLY = defects.EVENTS_END_EARLY
 NOT_ALLOWED = "armonik.events.filter-field-not-allowed"
 SLOW_CONSUMER = "armonik.events.slow-consumer"
 SHUTTING_DOWN = "armonik.events.server-shutdown"

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf import message
+from protoconform.mockserver.apis.armonik import defects
 from protoconform.mockserver.apis.armonik import filters as flt
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.rpc import CallContext
 
-SKIPS_ITEM = "armonik.list-skips-item"
+SKIPS_ITEM = defects.LIST_SKIPS_ITEM
 
 
 def paginate(

@@ -21,7 +21,7 @@ from armonik.protogen.common.results_common_pb2 import (
     WatchResultResponse,
 )
 from google.protobuf import message
-from protoconform.mockserver.apis.armonik import convert
+from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik import events as events_service
 from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import RESULT_STATUS_UPDATE, RS, ArmonikState, Event, Result
@@ -29,8 +29,8 @@ from protoconform.mockserver.pubsub import SubscriptionEnded
 from protoconform.mockserver.rpc import CallContext, handler
 
 SVC = "armonik.api.grpc.v1.results.Results"
-MISSING_CREATED_AT = "armonik.result-missing-created-at"
-DROPS_LAST_CHUNK = "armonik.download-drops-last-chunk"
+MISSING_CREATED_AT = defects.RESULT_MISSING_CREATED_AT
+DROPS_LAST_CHUNK = defects.DOWNLOAD_DROPS_LAST_CHUNK
 
 
 def raw(ctx: CallContext, result: Result) -> Any:

@@ -22,14 +22,14 @@ from armonik.protogen.common.sessions_common_pb2 import (
     SessionRaw,
     StopSubmissionResponse,
 )
-from protoconform.mockserver.apis.armonik import convert
+from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import SS, ArmonikState, Session
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
 
 SVC = "armonik.api.grpc.v1.sessions.Sessions"
-WRONG_STATUS_FOR_MISSING = "armonik.get-session-wrong-status-for-missing"
-ILLEGAL_TRANSITION_ACCEPTED = "armonik.illegal-transition-accepted"
+WRONG_STATUS_FOR_MISSING = defects.GET_SESSION_WRONG_STATUS
+ILLEGAL_TRANSITION_ACCEPTED = defects.ILLEGAL_TRANSITION_ACCEPTED
 
 
 def create_session(

@@ -14,7 +14,7 @@ from armonik.protogen.common.tasks_common_pb2 import (
     ListTasksResponse,
     SubmitTasksResponse,
 )
-from protoconform.mockserver.apis.armonik import convert
+from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik.filters import compile_filters
 from protoconform.mockserver.apis.armonik.listing import run_list
 from protoconform.mockserver.apis.armonik.state import ArmonikState, Task
@@ -22,8 +22,8 @@ from protoconform.mockserver.apis.armonik.submission import create_tasks, reques
 from protoconform.mockserver.rpc import CallContext, handler
 
 SVC = "armonik.api.grpc.v1.tasks.Tasks"
-FILTER_IGNORED = "armonik.filter-ignored"
-STATUS_OUT_OF_DOMAIN = "armonik.task-status-out-of-domain"
+FILTER_IGNORED = defects.FILTER_IGNORED
+STATUS_OUT_OF_DOMAIN = defects.TASK_STATUS_OUT_OF_DOMAIN
 OUT_OF_DOMAIN_STATUS = 42  # no TaskStatus has this number
 
 
