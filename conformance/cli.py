@@ -12,73 +12,21 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from protoconform.conformance import DEFAULT_MAX_EXAMPLES, known_suites
+from protoconform.conformance import known_suites
+from protoconform.conformance.options import TOKEN_ENV, forwarded, options_for
 
 PLUGIN = "protoconform.conformance.plugin"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target", required=True, metavar="HOST:PORT", help="gRPC address of the server under test"
-    )
-    parser.add_argument("--rest", default="", metavar="URL", help="base URL of the target's REST gateway")
-    parser.add_argument(
-        "--api",
-        action="append",
-        metavar="FAMILY",
-        help="API family to check: armonik, kfp, flyte or all (default: all families with rules); repeatable",
-    )
-    parser.add_argument(
-        "--suite",
-        action="append",
-        metavar="NAME",
-        help=f"suites to run, repeatable or comma-separated: {', '.join(known_suites())} (default: all)",
-    )
-    parser.add_argument(
-        "--method", action="append", metavar="SERVICE.METHOD", help="only cases of these methods"
-    )
-    parser.add_argument("--rule", action="append", metavar="RULE_ID", help="only cases of these rules")
-    security = parser.add_argument_group("transport and credentials")
-    security.add_argument("--tls", action="store_true", help="connect with TLS")
-    security.add_argument("--ca", default="", metavar="PEM", help="CA certificate that signed the server's")
-    security.add_argument("--cert", default="", metavar="PEM", help="client certificate (mTLS)")
-    security.add_argument("--key", default="", metavar="PEM", help="client private key (mTLS)")
-    security.add_argument(
-        "--server-name", default="", metavar="NAME", help="TLS name to verify, if not the host"
-    )
-    security.add_argument(
-        "--token", default="", help="bearer token for every call (or set PROTOCONFORM_TOKEN; safer than argv)"
-    )
-    run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="seed of generated data (default: %(default)s)")
-    run.add_argument(
-        "--max-examples",
-        type=int,
-        default=DEFAULT_MAX_EXAMPLES,
-        help="generated examples per property (default: %(default)s)",
-    )
-    run.add_argument("--read-only", action="store_true", help="only cases that change nothing on the target")
-    run.add_argument("--namespace", default="", metavar="PREFIX", help="prefix of everything the run creates")
-    run.add_argument(
-        "--lenient",
-        action="store_true",
-        help="also accept the real servers' documented deviations (real_code)",
-    )
-    run.add_argument(
-        "--baseline", default="", metavar="FILE", help="known deviations that do not fail the run"
-    )
-    run.add_argument("--control", default="", metavar="URL", help="control API of a protoconform mock server")
-    run.add_argument("--call-timeout", type=float, default=10.0, help="deadline of one call in seconds")
-    run.add_argument(
-        "--connect-timeout", type=float, default=5.0, help="how long the target may take to answer at all (s)"
-    )
-    run.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    run.add_argument("-v", "--verbose", action="store_true", help="one line per case")
-    reports = parser.add_argument_group("reports")
-    reports.add_argument("--junit", default="", metavar="PATH", help="JUnit XML report")
-    reports.add_argument("--json", default="", metavar="PATH", help="JSON report")
-    reports.add_argument("--html", default="", metavar="PATH", help="self-contained HTML report")
+    """The options of ``protoconform check`` (from the table in :mod:`.options`), then ``-- PYTEST_ARGS``."""
+    groups: dict[str, Any] = {"": parser}
+    for option in options_for("cli"):
+        if option.group not in groups:
+            groups[option.group] = parser.add_argument_group(option.group)
+        groups[option.group].add_argument(*option.flags, required=option.required, **option.arguments())
     parser.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments after --"
     )
@@ -116,36 +64,10 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         "--skip-probe",
         "--tb=short",
         "-rN",
-        "--target",
-        args.target,
-        "--seed",
-        str(args.seed),
-        "--max-examples",
-        str(args.max_examples),
-        "--call-timeout",
-        str(args.call_timeout),
         f"--hypothesis-seed={args.seed}",
+        *forwarded(args),
     ]
     argv.append("-v" if args.verbose else "-q")
-    for flag in ("tls", "read_only", "lenient"):
-        if getattr(args, flag):
-            argv.append("--" + flag.replace("_", "-"))
-    for option in ("rest", "ca", "cert", "key", "server_name", "namespace", "baseline", "control", "junit"):
-        value = getattr(args, option)
-        if value:
-            argv += ["--" + option.replace("_", "-"), value]
-    if args.json:
-        argv += ["--json", args.json]
-    if args.html:
-        argv += ["--html", args.html]
-    for option, values in (
-        ("api", args.api),
-        ("suite", args.suite),
-        ("method", args.method),
-        ("rule", args.rule),
-    ):
-        for value in values or []:
-            argv += [f"--{option}", value]
     if args.list:
         argv.append("--collect-only")
     return argv + list(args.pytest_args or [])
@@ -156,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from protoconform.conformance.target import Target, TargetError, probe
 
     if args.token:
-        os.environ["PROTOCONFORM_TOKEN"] = args.token  # passed to the plugin without showing in argv
+        os.environ[TOKEN_ENV] = args.token  # passed to the plugin without showing in argv
     target = Target(
         address=args.target,
         tls=args.tls or bool(args.ca or args.cert),
@@ -164,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         cert=args.cert,
         key=args.key,
         server_name=args.server_name,
-        token=args.token or os.environ.get("PROTOCONFORM_TOKEN", ""),
+        token=args.token,  # its default is the environment variable
     )
     if (args.cert or args.key) and not (args.cert and args.key):
         print("protoconform check: error: --cert and --key go together", file=sys.stderr)

@@ -33,7 +33,7 @@ def _cases() -> list[tuple[str, str, str]]:
             for method in rule.methods:
                 if REGISTRY.method(method).client_streaming:
                     continue  # a streamed request is checked by its handler, message by message
-                if not S.breakable(rule, method):
+                if not S.why_unbreakable(rule, method):
                     found.append((family, method, rule.id))
     return found
 

@@ -479,7 +479,7 @@ def test_normalise_reports_conflicts_and_unresolved_names() -> None:
 
 
 def test_resolver_follows_protobuf_scoping() -> None:
-    resolve = extract._Resolver(
+    resolve = extract.TypeResolver(
         ["a.b.Outer", "a.b.Outer.Inner", "a.b.Inner", "a.task_status.TaskStatus", "a.b.Other"]
     )
     assert resolve("Inner", "a.b.Outer", "w") == "a.b.Outer.Inner"  # innermost scope wins

@@ -1,37 +1,47 @@
 """Models of each API family's server, for the properties, stateful, streams and rest suites.
 
-A family model is a module here named after the family.  Everything it
-provides is optional; a suite simply has no case for what is missing:
+A family model is the :class:`~protoconform.conformance.models.contract.FamilyModel`
+named ``MODEL`` in the package here named after the family; the contract (its
+parts ``machines``, ``lists``, ``roundtrips``, ``streams``, all optional) is
+described and checked in :mod:`~protoconform.conformance.models.contract`.  The
+generic machinery the parts build on:
 
-- ``machines() -> list[type[LifecycleMachine]]``: hypothesis rule-based
-  machines over the family's specs state machines
-  (:mod:`~protoconform.conformance.models.machine`); the *stateful* suite runs
-  each one's random sequences and walks its transition table;
-- ``lists(env) -> list[ListDialect]``: how to page, sort and filter each list
-  method with a ``lists:`` contract in specs, and how to make data for it
-  (:mod:`~protoconform.conformance.models.listing`); the *properties* suite
-  checks pagination, contents, sort orders and filters;
-- ``roundtrips() -> list[RoundTrip]``: create, then read back
-  (:mod:`~protoconform.conformance.models.roundtrip`); *properties* and *rest*;
-- ``streams() -> list[StreamCheck]``: checks of streaming calls
-  (:mod:`~protoconform.conformance.models.streams`); the *streams* suite.
+- :mod:`~protoconform.conformance.models.base`: the run's environment, state
+  machines seen from outside, the hypothesis drivers;
+- :mod:`~protoconform.conformance.models.machine`: the rule-based machine over
+  one entity's state machine, and the walk over its whole transition table;
+- :mod:`~protoconform.conformance.models.listing`: list dialects and the list
+  invariants;
+- :mod:`~protoconform.conformance.models.roundtrip`: create, then read back;
+- :mod:`~protoconform.conformance.models.streams`: reading server streams.
 
 The generic parts (state machines, codes, not-found rules, field paths, list
 contracts) are read from ``specs/<family>/*.yaml``; a model says only what it
 has to remember and how its entities are made and read.  Adding a family means
-adding its rules in ``specs/<family>/`` and a module here.
+adding its rules in ``specs/<family>/`` and, when it has more to check than
+its rules say, a package here (or the module its ``specs.families`` entry names).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from types import ModuleType
+
+from protoconform.conformance.models.contract import FamilyModel, ModelContractError, checked
+from protoconform.specs.families import family as family_entry
+
+__all__ = ["FamilyModel", "ModelContractError", "family_model"]
 
 
-def family_model(family: str) -> ModuleType | None:
-    """The model module of ``family``, or None when the family has none yet."""
-    name = f"{__name__}.{family}"
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
+def family_model(family: str) -> FamilyModel:
+    """The checked model of ``family`` (from the module its family table entry names, by default
+    the package here named after it); the empty model when the family has none yet."""
+    name = family_entry(family).models_module
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the model exists but imports something missing
+            raise
+        return FamilyModel(family)
+    if not hasattr(module, "MODEL"):
+        raise ModelContractError(f"family {family!r}: {name} defines no MODEL (a FamilyModel)")
+    return checked(module.MODEL, family)

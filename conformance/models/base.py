@@ -17,19 +17,20 @@ closure of the last known state under automatic edges.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import hypothesis
-from hypothesis import HealthCheck, Phase, settings
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine
 from protoconform.conformance.caller import Caller, Reply
+from protoconform.conformance.hypothesis_profile import harness_settings
+from protoconform.conformance.models.hypothesis_hooks import seeded_machine_test, shrink_budget
 from protoconform.conformance.verdict import Mismatch, short_method
-from protoconform.specs.rules import FamilyRules, Rule, StateMachine
+from protoconform.specs.registry import default_registry
+from protoconform.specs.rules import FamilyRules, Rule, StateMachine, load
 
 STEPS = 20  # steps per generated sequence (each step makes one call or a few)
 SHRINK_SECONDS = 20.0  # wall seconds spent making a failing example smaller
@@ -48,6 +49,11 @@ class Env:
     cleanup: list[Callable[[], Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # things several checks share (populations)
     _counter: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+
+    @classmethod
+    def offline(cls, family: str) -> Env:
+        """An environment that resolves names but cannot call (to describe cases at collection)."""
+        return cls(rpc=Caller(None, default_registry(), None), rules=load(family))  # type: ignore[arg-type]
 
     def unique(self, what: str) -> str:
         """A fresh name inside the run's namespace."""
@@ -248,16 +254,7 @@ def describe(states: Iterable[str]) -> str:
 
 def machine_settings(max_examples: int, steps: int = STEPS) -> settings:
     """Settings that make a run depend only on the seed: no example database, no deadline."""
-    return settings(
-        max_examples=max_examples,
-        stateful_step_count=steps,
-        deadline=None,
-        database=None,
-        derandomize=False,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
-    )
+    return harness_settings(max_examples, stateful_step_count=steps)
 
 
 def first_mismatch(error: BaseException) -> Mismatch | None:
@@ -269,23 +266,6 @@ def first_mismatch(error: BaseException) -> Mismatch | None:
         if found is not None:
             return found
     return None
-
-
-@contextlib.contextmanager
-def shrink_budget(seconds: float) -> Iterator[None]:
-    """Bound the time hypothesis spends shrinking a failure: every replay calls the target, and
-    the deviation is reported whether or not the sequence is minimal yet."""
-    from hypothesis.internal.conjecture import engine
-
-    saved = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    if saved is None:
-        yield
-        return
-    engine.MAX_SHRINKING_SECONDS = min(saved, seconds)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        engine.MAX_SHRINKING_SECONDS = saved
 
 
 def run_property(test: Callable[[], None]) -> None:
@@ -305,8 +285,8 @@ def run_property(test: Callable[[], None]) -> None:
 
 
 def run_machine(
-    machine: type[RuleBasedStateMachine], *, seed: int, max_examples: int, steps: int = STEPS
+    new_machine: Callable[[], RuleBasedStateMachine], *, seed: int, max_examples: int, steps: int = STEPS
 ) -> None:
-    """Run ``machine`` as one test; a failure is re-raised after shrinking to a minimal sequence."""
-    test = get_state_machine_test(machine, settings=machine_settings(max_examples, steps))
-    run_property(hypothesis.seed(seed)(test))
+    """Run the machines ``new_machine`` makes (a fresh one per sequence) as one test; a failure is
+    re-raised after shrinking to a minimal sequence."""
+    run_property(seeded_machine_test(new_machine, seed, machine_settings(max_examples, steps)))

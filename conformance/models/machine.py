@@ -6,6 +6,10 @@ edges happen, and calls actions on ids that name nothing.  Every answer is
 judged against :class:`~protoconform.conformance.models.base.Lifecycle` and the
 ``not_found`` rules.  A family model subclasses it, says how an entity is
 created and read, and adds rules for what else it has to remember.
+
+A machine is made for one run's :class:`~protoconform.conformance.models.base.Env`
+(``Machine(env)``); the drivers take a factory (``functools.partial(Machine, env)``)
+so hypothesis gets a fresh machine per sequence and no class carries run state.
 """
 
 from __future__ import annotations
@@ -13,11 +17,19 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    multiple,
+    precondition,
+    rule,
+)
 from protoconform.conformance.caller import Reply
 from protoconform.conformance.models.base import (
     Env,
@@ -44,7 +56,6 @@ class Tracked:
 
 
 class LifecycleMachine(RuleBasedStateMachine):
-    ENV: ClassVar[Env]  # bound per run (see :func:`bind`)
     MACHINE: ClassVar[str] = ""  # state machine name in specs
     SERVICE: ClassVar[str] = ""  # short service name whose methods are the machine's calls
     ID_FIELD: ClassVar[str] = ""  # request field naming the entity in those calls
@@ -56,11 +67,11 @@ class LifecycleMachine(RuleBasedStateMachine):
     SETTLE_STEP: ClassVar[float] = 2.0  # server seconds per wait while settling
     VARIANTS: ClassVar[int] = 1  # ways to create an entity (e.g. a run that will fail)
 
-    entities = Bundle("entities")
+    entities = Bundle("entities")  # entities made so far: a creation that made none adds nothing
 
-    def __init__(self) -> None:
+    def __init__(self, env: Env) -> None:
         super().__init__()
-        self.env = self.ENV
+        self.env = env
         service = self.env.rpc.resolve(f"{self.SERVICE}.{self.READ.rpartition('.')[2]}").service
         calls = [m.name for m in self.env.rpc.registry.methods() if m.service == service]
         self.lifecycle = Lifecycle(self.env.rules.state_machines[self.MACHINE], self.env.rules, calls)
@@ -72,7 +83,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         raise NotImplementedError
 
     def create_entity(self, data: st.DataObject) -> Tracked | None:
-        """Create one entity, the variant drawn."""
+        """Create one entity, the variant drawn (None when nothing was made)."""
         variant = data.draw(st.integers(0, self.VARIANTS - 1), label="variant") if self.VARIANTS > 1 else 0
         return self.create_variant(variant)
 
@@ -130,11 +141,9 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------
     @rule(target=entities, data=st.data())
-    def create(self, data: st.DataObject) -> Tracked:
+    def create(self, data: st.DataObject) -> Tracked | MultipleResults[Tracked]:
         entity = self.create_entity(data)
-        if entity is None:
-            return None  # type: ignore[return-value]
-        return entity
+        return multiple() if entity is None else entity
 
     def apply(self, entity: Tracked, action: str) -> None:
         """Call one action of the state machine on ``entity`` and judge the answer."""
@@ -153,8 +162,6 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(entity=entities, data=st.data())
     def act(self, entity: Tracked, data: st.DataObject) -> None:
         """A short chain of actions on one entity (chains reach the refusals deep in the table)."""
-        if entity is None:
-            return
         for action in data.draw(
             st.lists(st.sampled_from(self.lifecycle.calls), min_size=1, max_size=3), label="actions"
         ):
@@ -162,8 +169,6 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(entity=entities)
     def observe(self, entity: Tracked) -> None:
-        if entity is None:
-            return
         reply, state = self.read(entity)
         if entity.gone:
             self.expect_gone(reply)
@@ -197,7 +202,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def settle(self, entity: Tracked) -> None:
         """Move the mock's clock until the entity rests.  (A real server is not waited for in
         random sequences: the transition walk waits for it, once per state.)"""
-        if entity is None or entity.gone:
+        if entity.gone:
             return
         self.settle_to(entity)
 
@@ -215,6 +220,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             if not entity.gone:
                 with contextlib.suppress(Exception):  # cleanup is best effort: the verdict is made
                     self.delete(entity)
+
+
+MachineFactory = Callable[[], LifecycleMachine]  # a fresh machine talking to one run's target
 
 
 # -- the whole transition table, deterministically ------------------------------------------
@@ -293,13 +301,14 @@ def settle_all(machine: LifecycleMachine, entities: list[Tracked], wanted: str) 
     return arrived
 
 
-def check_action(machine_class: type[LifecycleMachine], action: str) -> int:
+def check_action(new_machine: MachineFactory, action: str) -> int:
     """Call ``action`` from every state the server can be brought to; the number of states tried.
 
-    A refusal or a success that the state machine does not allow raises a
-    Mismatch naming the rule, as in the random sequences.
+    ``new_machine`` makes the machine the walk uses.  A refusal or a success
+    that the state machine does not allow raises a Mismatch naming the rule, as
+    in the random sequences.
     """
-    machine = machine_class()
+    machine = new_machine()
     tried = 0
     try:
         for state, path in shortest_paths(machine.lifecycle).items():
@@ -311,8 +320,3 @@ def check_action(machine_class: type[LifecycleMachine], action: str) -> int:
     finally:
         machine.teardown()
     return tried
-
-
-def bind(machine: type[LifecycleMachine], env: Env) -> type[LifecycleMachine]:
-    """A subclass of ``machine`` that talks to the run's target."""
-    return type(machine.__name__, (machine,), {"ENV": env, "__module__": machine.__module__})

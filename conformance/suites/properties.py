@@ -32,8 +32,7 @@ from hypothesis import strategies as st
 from protoconform.conformance import examples as ex
 from protoconform.conformance import strategies
 from protoconform.conformance.caller import Caller
-from protoconform.conformance.models import family_model, roundtrip
-from protoconform.conformance.models import listing as lists
+from protoconform.conformance.models import family_model, listing, roundtrip
 from protoconform.conformance.models.base import Env, fail, run_property
 from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
@@ -60,11 +59,6 @@ class Case:
         return f"{self.family}:{self.kind}[{short_method(self.method)}]"
 
 
-def _offline_env(family: str) -> Env:
-    """An environment that can resolve names but not call (to describe cases at collection)."""
-    return Env(rpc=Caller(None, default_registry(), None), rules=load(family))  # type: ignore[arg-type]
-
-
 def _creates(family: str) -> tuple[str, ...]:
     """Every method of the family: list checks create their data with whatever the model needs."""
     return tuple(f"{m.service}.{m.name}" for m in default_registry().methods(family))
@@ -75,9 +69,7 @@ def cases() -> list[Case]:
     registry = default_registry()
     for family in FAMILIES:
         model = family_model(family)
-        if model is None:
-            continue
-        env = _offline_env(family)
+        env = Env.offline(family)
         for index, dialect in enumerate(model.lists(env)):
             method = env.full(dialect.METHOD)
             rule_of = {
@@ -99,7 +91,10 @@ def cases() -> list[Case]:
             m = registry.method(method)
             if m.client_streaming or m.server_streaming:
                 continue
-            if any(not strategies.breakable(r, method) for r in strategies.shape_rules(method, load(family))):
+            if any(
+                not strategies.why_unbreakable(r, method)
+                for r in strategies.shape_rules(method, load(family))
+            ):
                 calls = tuple(sorted({method} | book.calls(example.given)))
                 found.append(Case(family, "invalid", method, "", 0, calls))
             if not book.mutating(method) and strategies.shape_rules(method, load(family)):
@@ -137,7 +132,7 @@ def envs(channel: Any, registry: Any, target: Target, control: Any) -> Iterator[
 
     yield env_of
     for env in made.values():
-        undo = [c for p in env.cache.values() if isinstance(p, lists.Population) for c in p.cleanup]
+        undo = [c for p in env.cache.values() if isinstance(p, listing.Population) for c in p.cleanup]
         for action in [*undo, *env.cleanup]:
             with contextlib.suppress(Exception):
                 action()
@@ -146,7 +141,6 @@ def envs(channel: Any, registry: Any, target: Target, control: Any) -> Iterator[
 def test_property(case: Case, target: Target, envs: Callable[[str], Env], scenario: ex.Scenario) -> None:
     env = envs(case.family)
     model = family_model(case.family)
-    assert model is not None
     if case.kind in LIST_KINDS:
         check_list(case, model.lists(env)[case.index], target)
     elif case.kind == "roundtrip":
@@ -160,21 +154,21 @@ def test_property(case: Case, target: Target, envs: Callable[[str], Env], scenar
 # -- lists ---------------------------------------------------------------------------------------
 
 
-def check_list(case: Case, dialect: lists.ListDialect, target: Target) -> None:
-    population = lists.Population([], None) if target.read_only else dialect.populate()
+def check_list(case: Case, dialect: listing.ListDialect, target: Target) -> None:
+    population = listing.Population([], None) if target.read_only else dialect.populate()
     if case.kind == "contains":
-        lists.check_contains(dialect, population)
+        listing.check_contains(dialect, population)
         return
     if case.kind == "pagination":
 
         @run_settings(target)
         @given(size=st.integers(1, 5))
         def pages(size: int) -> None:
-            lists.check_pagination(dialect, population, size)
+            listing.check_pagination(dialect, population, size)
 
         run_property(pages)
         return
-    whole = dialect.walk(population, lists.BIG_PAGE, dialect.stable_sort())
+    whole = dialect.walk(population, listing.BIG_PAGE, dialect.stable_sort())
     if case.kind == "sort":
         candidates = dialect.sorts(whole.items)
         if not candidates or len(whole.items) < 2:
@@ -182,8 +176,8 @@ def check_list(case: Case, dialect: lists.ListDialect, target: Target) -> None:
 
         @run_settings(target)
         @given(sort=st.sampled_from(candidates))
-        def orders(sort: lists.Sort) -> None:
-            lists.check_sort(dialect, population, sort)
+        def orders(sort: listing.Sort) -> None:
+            listing.check_sort(dialect, population, sort)
 
         run_property(orders)
         return
@@ -193,7 +187,7 @@ def check_list(case: Case, dialect: lists.ListDialect, target: Target) -> None:
     @run_settings(target)
     @given(where=dialect.filters(whole.items))
     def filtering(where: Any) -> None:
-        lists.check_filter(dialect, population, where)
+        listing.check_filter(dialect, population, where)
 
     run_property(filtering)
 

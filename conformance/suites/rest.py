@@ -32,10 +32,11 @@ import pytest
 import requests
 from google.api import annotations_pb2
 from google.protobuf import json_format, message
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase, given
 from protoconform.conformance import examples as ex
 from protoconform.conformance import strategies
 from protoconform.conformance.caller import Caller, Reply
+from protoconform.conformance.hypothesis_profile import harness_settings
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
 from protoconform.conformance.suites._shared import parametrize_cases
@@ -260,11 +261,9 @@ def cases() -> list[Case]:
                     found.append(Case(family, "errors", full, method.service, rule.id, calls))
             if book and example and not book.mutating(full) and not method.server_streaming:
                 found.append(Case(family, "parity", full, method.service, "", calls))
-        model = family_model(family)
-        for spec in model.roundtrips() if model is not None else []:
-            method = default_registry().method(
-                Env(Caller(None, default_registry(), None), rules).full(spec.create)
-            )  # type: ignore[arg-type]
+        offline = Env.offline(family)
+        for spec in family_model(family).roundtrips():
+            method = default_registry().method(offline.full(spec.create))
             if http_rule(method) is not None:
                 full = f"{method.service}.{method.name}"
                 found.append(Case(family, "created", full, method.service, spec.rule, everything, True))
@@ -385,7 +384,6 @@ def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> 
 
 def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: Any) -> None:
     model = family_model(case.family)
-    assert model is not None
     env = Env(rpc=rpc, rules=load(case.family), namespace=f"{target.namespace}-rest", control=control)
     spec = next(s for s in model.roundtrips() if env.full(s.create) == case.method)
     method = default_registry().method(case.method)
@@ -495,14 +493,7 @@ def check_schemathesis(case: Case, rest: Rest, target: Target) -> None:
 def probe_operation(operation: Any, label: str, rest: Rest, wanted: list[Any], examples: int) -> None:
     """Generated requests for one OpenAPI operation, each response checked by schemathesis."""
 
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate),
-    )
+    @harness_settings(examples, phases=(Phase.explicit, Phase.generate))  # no shrinking of HTTP probes
     @given(generated=operation.as_strategy())
     def probe(generated: Any) -> None:
         response = generated.call(base_url=rest.base, session=rest.session, timeout=rest.timeout)

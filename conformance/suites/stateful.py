@@ -16,13 +16,14 @@ Every case creates entities, so ``--read-only`` leaves the whole suite out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
 from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_machine
-from protoconform.conformance.models.machine import LifecycleMachine, bind, check_action
+from protoconform.conformance.models.machine import LifecycleMachine, check_action
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.specs import FAMILIES
@@ -52,11 +53,8 @@ class Case:
 def cases() -> list[Case]:
     found = []
     for family in FAMILIES:
-        model = family_model(family)
-        if model is None:
-            continue
         rules = load(family)
-        for machine in model.machines():
+        for machine in family_model(family).machines():
             table = rules.state_machines.get(machine.MACHINE)
             if table is None:
                 continue
@@ -89,9 +87,9 @@ def environment(case: Case, rpc: Caller, target: Target, control: Any, namespace
 
 
 def test_model(case: Case, rpc: Caller, target: Target, control: Any, namespace: str) -> None:
-    machine = bind(case.machine, environment(case, rpc, target, control, namespace))
+    new_machine = partial(case.machine, environment(case, rpc, target, control, namespace))
     if case.action:
-        if check_action(machine, case.action) == 0:
+        if check_action(new_machine, case.action) == 0:
             pytest.skip(f"no state of {case.machine.MACHINE} could be reached to call {case.action} from")
         return
-    run_machine(machine, seed=target.seed, max_examples=target.max_examples)
+    run_machine(new_machine, seed=target.seed, max_examples=target.max_examples)

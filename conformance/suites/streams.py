@@ -49,9 +49,7 @@ class Case:
 def cases() -> list[Case]:
     found = []
     for family in FAMILIES:
-        model = family_model(family)
-        if model is not None and hasattr(model, "streams"):
-            found += [Case(family, check) for check in model.streams()]
+        found += [Case(family, check) for check in family_model(family).streams()]
     return found
 
 

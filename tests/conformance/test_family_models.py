@@ -3,14 +3,15 @@ and a failure naming the right rule when one of its defect modes is on."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import grpc
 import pytest
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.control import ControlClient
-from protoconform.conformance.models import armonik, kfp
-from protoconform.conformance.models import listing as lists
+from protoconform.conformance.models import armonik, kfp, listing
 from protoconform.conformance.models.base import Env, Lifecycle, run_machine
-from protoconform.conformance.models.machine import bind, check_action, shortest_paths
+from protoconform.conformance.models.machine import check_action, shortest_paths
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch
 from protoconform.specs.registry import default_registry
@@ -100,33 +101,33 @@ def test_every_state_has_a_path():
 
 
 def test_session_transitions_conform_and_catch_an_illegal_one(fresh_server, env_of):
-    machine = bind(armonik.SessionMachine, env_of("armonik"))
+    new_machine = partial(armonik.SessionMachine, env_of("armonik"))
     for action in ("CancelSession", "PauseSession", "DeleteSession"):
-        assert check_action(machine, action) == 6  # from every state of the session machine
+        assert check_action(new_machine, action) == 6  # from every state of the session machine
     defect(fresh_server, "armonik.illegal-transition-accepted")
     with pytest.raises(Mismatch) as caught:
-        check_action(machine, "PauseSession")
+        check_action(new_machine, "PauseSession")
     assert caught.value.rule == "armonik.sessions.illegal-transition"
     assert caught.value.method == "Sessions.PauseSession"
 
 
 def test_run_sequences_conform_and_catch_a_duplicate_metric(fresh_server, env_of):
-    machine = bind(kfp.RunMachine, env_of("kfp"))
-    run_machine(machine, seed=3, max_examples=8)
+    new_machine = partial(kfp.RunMachine, env_of("kfp"))
+    run_machine(new_machine, seed=3, max_examples=8)
     defect(fresh_server, "kfp.duplicate-metric-accepted")
     with pytest.raises(Mismatch) as caught:
-        run_machine(machine, seed=3, max_examples=25)
+        run_machine(new_machine, seed=3, max_examples=25)
     assert caught.value.rule == "kfp.runs.metrics.duplicate"
 
 
 def test_finished_run_refuses_termination(fresh_server, env_of):
-    machine = bind(kfp.RunMachine, env_of("kfp"))
+    new_machine = partial(kfp.RunMachine, env_of("kfp"))
     assert (
-        check_action(machine, "TerminateRun") >= 4
+        check_action(new_machine, "TerminateRun") >= 4
     )  # "", Running, Succeeded, Failed, Error (Pending is brief)
     defect(fresh_server, "kfp.terminate-finished-run-accepted")
     with pytest.raises(Mismatch) as caught:
-        check_action(machine, "TerminateRun")
+        check_action(new_machine, "TerminateRun")
     assert caught.value.rule == "kfp.runs.terminate.precondition"
 
 
@@ -138,26 +139,26 @@ def test_task_lists_partition_and_filter(fresh_server, env_of):
     dialect = armonik.ArmonikList(env, "Tasks.ListTasks")
     population = dialect.populate()
     assert len(population.keys) == 6
-    lists.check_contains(dialect, population)
+    listing.check_contains(dialect, population)
     for size in (1, 4):
-        lists.check_pagination(dialect, population, size)
-    items = dialect.walk(population, lists.BIG_PAGE).items
+        listing.check_pagination(dialect, population, size)
+    items = dialect.walk(population, listing.BIG_PAGE).items
     assert dialect.sorts(items)
     for sort in dialect.sorts(items)[:6]:
-        lists.check_sort(dialect, population, sort)
+        listing.check_sort(dialect, population, sort)
     task_id = armonik.FieldRef("task_summary_field", "TASK_SUMMARY_ENUM_FIELD_TASK_ID", "string")
     equal = "FILTER_STRING_OPERATOR_EQUAL"
     condition = dialect.condition(task_id, equal, population.keys[0])
     where = [[{**condition, "_model": {"ref": task_id, "op": equal, "value": population.keys[0]}}]]
-    lists.check_filter(dialect, population, where)
+    listing.check_filter(dialect, population, where)
     defect(fresh_server, "armonik.filter-ignored")
     with pytest.raises(Mismatch) as caught:
-        lists.check_filter(dialect, population, where)
+        listing.check_filter(dialect, population, where)
     assert caught.value.rule == "armonik.filters.semantics"
     fresh_server.server.dispatcher.defects.clear()
     defect(fresh_server, "armonik.list-skips-item")
     with pytest.raises(Mismatch) as caught:
-        lists.check_pagination(dialect, population, 2)
+        listing.check_pagination(dialect, population, 2)
     assert caught.value.rule == "armonik.lists.pagination"
 
 
@@ -165,15 +166,15 @@ def test_run_lists_sort_and_page(fresh_server, env_of):
     env = env_of("kfp")
     dialect = kfp.RunList(env)
     population = dialect.populate()
-    lists.check_pagination(dialect, population, 3)
-    by_name = lists.Sort("name", "name", True)
-    lists.check_sort(dialect, population, by_name)
+    listing.check_pagination(dialect, population, 3)
+    by_name = listing.Sort("name", "name", True)
+    listing.check_sort(dialect, population, by_name)
     defect(fresh_server, "kfp.sort-ignored")
     with pytest.raises(Mismatch) as caught:
-        lists.check_sort(dialect, population, by_name)
+        listing.check_sort(dialect, population, by_name)
     assert caught.value.rule == "kfp.runs.list.sort-applied"
     fresh_server.server.dispatcher.defects.clear()
     defect(fresh_server, "kfp.list-repeats-item")
     with pytest.raises(Mismatch) as caught:
-        lists.check_pagination(dialect, population, 2)
+        listing.check_pagination(dialect, population, 2)
     assert caught.value.rule == "kfp.runs.list.pagination"

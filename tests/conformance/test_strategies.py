@@ -80,7 +80,7 @@ BREAKABLE = [
     (method, rule)
     for method in METHODS
     for rule in S.shape_rules(method, RULES)
-    if not S.breakable(rule, method)
+    if not S.why_unbreakable(rule, method)
 ]
 
 
@@ -201,9 +201,9 @@ def test_rule_kinds_cover_request_kinds():
                                                       "enum_defined"}  # fmt: skip
 
 
-def test_breakable_explains_the_impossible():
-    assert "whole type" in S.breakable(RULES.rule("t.list.page-size-any"), f"{RUNS}.ListRuns")
-    assert "bool" in S.breakable(RULES.rule("t.sessions.task-options"), f"{SESSIONS}.ListSessions")
+def test_why_unbreakable_explains_the_impossible():
+    assert "whole type" in S.why_unbreakable(RULES.rule("t.list.page-size-any"), f"{RUNS}.ListRuns")
+    assert "bool" in S.why_unbreakable(RULES.rule("t.sessions.task-options"), f"{SESSIONS}.ListSessions")
     with pytest.raises(S.Unbreakable):
         S.invalid_request(f"{RUNS}.ListRuns", RULES, RULES.rule("t.list.page-size-any"))
 

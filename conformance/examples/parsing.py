@@ -1,4 +1,4 @@
-"""Valid requests, as data: ``specs/<family>/examples.yaml`` and ``effects.yaml``.
+"""Valid requests, as data: reading ``specs/<family>/examples.yaml`` and ``effects.yaml``.
 
 A rule case starts from a request that is valid for its method and changes one
 thing.  What "valid" means (which entities must exist first, which ids to
@@ -47,31 +47,20 @@ A string that is exactly one placeholder takes the bound value as is
 ``effects.yaml`` lists the methods that change nothing (``effects.read_only``);
 every other method counts as mutating, which is what ``--read-only`` relies on.
 
-:class:`Scenario` runs examples against the target (the ``scenario`` fixture).
+This module reads that data into :class:`FamilyExamples` (one per family, :func:`book`);
+:mod:`.running` runs it against a target.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import copy
-import datetime
-import itertools
-import json
-import random
 import re
-import time
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
-import grpc
-from google.protobuf import json_format, message
-from protoconform.conformance import paths
-from protoconform.conformance.caller import Caller, Reply
-from protoconform.conformance.verdict import Mismatch, short_method
+from protoconform.conformance.verdict import short_method
 from protoconform.specs import rules as spec_rules
 from protoconform.specs.registry import Registry
 
@@ -206,17 +195,7 @@ class FamilyExamples:
                     if len(rule.methods) != 1:
                         raise ExampleError(f"{where}: the rule has several methods; say which one")
                     method = rule.methods[0]
-                example = self._example(method, raw, where=where)
-                self.cases.setdefault(rule_id, []).append(
-                    Example(
-                        **{
-                            **example.__dict__,
-                            "rule": rule_id,
-                            "expect": str(raw.get("expect", "")),
-                            "reply": dict(raw.get("reply") or {}),
-                        }
-                    )
-                )
+                self._add_case(rule_id, method, raw, where)
         # Rule authors may give counter-examples in the rule itself (`examples:` of requests).
         for rule in rules.rules.values():
             for i, raw in enumerate(rule.params.get("examples") or []):
@@ -224,19 +203,17 @@ class FamilyExamples:
                     continue
                 where = f"rule {rule.id} examples[{i}]"
                 method = self.qualify(raw["method"]) if "method" in raw else rule.methods[0]
-                example = self._example(method, raw, where=where)
-                self.cases.setdefault(rule.id, []).append(
-                    Example(
-                        **{
-                            **example.__dict__,
-                            "rule": rule.id,
-                            "expect": str(raw.get("expect", "")),
-                            "reply": dict(raw.get("reply") or {}),
-                        }
-                    )
-                )
+                self._add_case(rule.id, method, raw, where)
         effects = rules.extra.get("effects") or {}
         self.read_only = {self.qualify(n) for n in effects.get("read_only", [])}
+
+    def _add_case(self, rule_id: str, method: str, raw: dict[str, Any], where: str) -> None:
+        """A counter-example: a call of ``method`` that must break ``rule_id``."""
+        example = self._example(method, raw, where=where)
+        counter = replace(
+            example, rule=rule_id, expect=str(raw.get("expect", "")), reply=dict(raw.get("reply") or {})
+        )
+        self.cases.setdefault(rule_id, []).append(counter)
 
     # -- names ------------------------------------------------------------------------
     def qualify(self, name: str) -> str:
@@ -361,284 +338,3 @@ def _book(family: str) -> FamilyExamples:
 def book(family: str) -> FamilyExamples:
     """The examples of a family (parsed once per process)."""
     return _book(family)
-
-
-# -- running -------------------------------------------------------------------------
-
-
-def lookup(bindings: dict[str, Any], dotted: str) -> Any:
-    parts = dotted.split(".")
-    value: Any = bindings
-    for i, part in enumerate(parts):
-        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
-            with contextlib.suppress(ValueError):  # a string holding JSON (a workflow manifest): walk in
-                value = json.loads(value)
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            where = ".".join(parts[:i]) or parts[0]
-            raise KeyError(f"${{{dotted}}}: {where} has no {part!r}")
-    return value
-
-
-def as_dict(msg: message.Message) -> dict[str, Any]:
-    return json_format.MessageToDict(
-        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-
-
-class Scenario:
-    """Runs examples against the target: steps, the valid request, cleanup afterwards."""
-
-    def __init__(
-        self,
-        rpc: Caller,
-        namespace: str,
-        rng: random.Random,
-        cleanup: list[Callable[[], None]],
-        control: Any = None,
-        books: Callable[[str], FamilyExamples] = book,
-    ) -> None:
-        self.rpc = rpc
-        self.namespace = namespace
-        self.rng = rng
-        self.cleanup = cleanup
-        self.control = control
-        self.books = books
-        self._counter = itertools.count(1)
-
-    def book_of(self, method: str) -> FamilyExamples:
-        return self.books(self.rpc.resolve(method).family)
-
-    # -- templates ---------------------------------------------------------------------
-    def fresh_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def _builtin(self, name: str) -> str:
-        if name == "ns":
-            return self.namespace
-        if name == "unique":
-            return f"{self.namespace}-{next(self._counter)}"
-        if name == "uuid":
-            return self.fresh_id()
-        if name == "now":
-            return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        raise KeyError(name)
-
-    def resolve(self, template: Any, bindings: dict[str, Any]) -> Any:
-        """``template`` with every placeholder replaced."""
-        if isinstance(template, str):
-            whole = PLACEHOLDER.fullmatch(template)
-            if whole:
-                return self._placeholder(whole, bindings)
-            return PLACEHOLDER.sub(lambda m: str(self._placeholder(m, bindings)), template)
-        if isinstance(template, dict):
-            return {k: self.resolve(v, bindings) for k, v in template.items()}
-        if isinstance(template, list | tuple):
-            return [self.resolve(v, bindings) for v in template]
-        return template
-
-    def _placeholder(self, match: re.Match[str], bindings: dict[str, Any]) -> Any:
-        ref = match["ref"]
-        value: Any = int(ref) if ref.isdigit() else self._value(ref, bindings)
-        if match["plus"] is not None:
-            value = _number(value, ref) + int(match["plus"])
-        if match["fn"] == "bytes":  # protojson carries bytes as base64
-            return base64.b64encode(b"x" * max(0, _number(value, ref))).decode()
-        return value
-
-    def _value(self, dotted: str, bindings: dict[str, Any]) -> Any:
-        if dotted in BUILTINS:
-            return self._builtin(dotted)
-        try:
-            return lookup(bindings, dotted)
-        except KeyError as exc:
-            raise Mismatch(
-                f"a reply carrying {dotted.partition('.')[2] or dotted}",
-                "no such field",
-                rule="",
-                detail=str(exc.args[0]),
-            ) from None
-
-    # -- calls ------------------------------------------------------------------------
-    def call(
-        self, method: str, template: Any, bindings: dict[str, Any], stream: dict[str, Any] | None = None
-    ) -> Reply:
-        data = self.resolve(template, bindings)
-        stream = stream or {}
-        kwargs = {"window": stream.get("window"), "max_responses": stream.get("max_responses")}
-        m = self.rpc.resolve(method)
-        if m.client_streaming:
-            return self.rpc(m, requests=data if isinstance(data, list) else [data], **kwargs)
-        return self.rpc(m, data, **kwargs)
-
-    def bind(self, reply: Reply) -> Any:
-        if reply.method.server_streaming:
-            return [as_dict(r) for r in reply.responses]
-        return as_dict(reply.response) if reply.response is not None else {}
-
-    def run_steps(self, steps: Iterable[Step]) -> dict[str, Any]:
-        bindings: dict[str, Any] = {}
-        for step in steps:
-            bindings[step.name] = self.bind(self._run_step(step, bindings))
-        return bindings
-
-    def follow(self, example: Example, bindings: dict[str, Any], reply: Reply) -> None:
-        """Run the example's ``then`` steps after its call (``reply`` bound to the call's reply).
-
-        A deviation there is the case's own (its rule), not a failed preparation."""
-        scope = {**bindings, "reply": self.bind(reply)}
-        for step in example.then:
-            try:
-                scope[step.name] = self.bind(self._run_step(step, scope, phase="after the call, in step"))
-            except Mismatch as exc:
-                exc.rule = None
-                raise
-
-    def _run_step(self, step: Step, bindings: dict[str, Any], phase: str = "preparing step") -> Reply:
-        if step.example:
-            example = self.book_of(step.method).example(step.method)
-            if example is None:
-                raise Mismatch("an example", "none", detail=f"no example for {short_method(step.method)}")
-            reply = self._until(step, lambda: self.run(example)[0])
-        else:
-            template = list(step.requests) if step.requests is not None else (step.request or {})
-            reply = self._until(step, lambda: self.call(step.method, template, bindings, step.stream))
-        if reply.code.name != step.expect:
-            raise Mismatch(
-                step.expect,
-                reply.status(),
-                rule="",
-                method=reply.name,
-                reply=reply,
-                detail=f"{phase} {step.name!r}",
-            )
-        if step.reply:
-            data = self.bind(reply)
-            for wanted in step.reply:
-                problem = field_mismatch(data, wanted)
-                if problem is not None:
-                    raise Mismatch(
-                        *problem, rule="", method=reply.name, reply=reply, detail=f"{phase} {step.name!r}"
-                    )
-        return reply
-
-    def _until(self, step: Step, once: Callable[[], Reply]) -> Reply:
-        """Repeat a step until a field of its reply has one of the wanted values."""
-        reply = once()
-        if not step.until or not reply.ok:
-            return reply
-        path, wanted = step.until["field"], [str(v) for v in step.until["in"]]
-        deadline = time.monotonic() + float(step.until.get("timeout", 30))
-        interval = float(step.until.get("interval", 0.1))
-        while True:
-            value = _lookup_or_none(self.bind(reply), path)
-            if str(value) in wanted:
-                return reply
-            if time.monotonic() > deadline:
-                raise Mismatch(
-                    f"{path} in {wanted}",
-                    value,
-                    rule="",
-                    method=reply.name,
-                    reply=reply,
-                    detail=f"waiting in step {step.name!r}",
-                )
-            if self.control is not None and step.until.get("advance"):
-                self.control.advance(float(step.until["advance"]))  # our mock: move its clock along
-            time.sleep(interval)
-            reply = once()
-            if not reply.ok:
-                return reply
-
-    def run(self, example: Example, steps: Iterable[Step] | None = None) -> tuple[Reply, dict[str, Any]]:
-        """Run the steps (all, or those given) and the example's own call."""
-        bindings = self.run_steps(example.given if steps is None else steps)
-        reply = self.call(example.method, example.template, bindings, example.stream)
-        if reply.ok and example.cleanup:
-            self._register_cleanup(example, {**bindings, "reply": self.bind(reply)})
-        return reply, bindings
-
-    def _register_cleanup(self, example: Example, bindings: dict[str, Any]) -> None:
-        for raw in example.cleanup:
-            method = self.book_of(example.method).qualify(raw["call"])
-            template = raw.get("request") or {}
-
-            def undo(method: str = method, template: Any = template) -> None:
-                with contextlib.suppress(Exception):  # best effort; the case already has its verdict
-                    self.call(method, template, bindings)
-
-            self.cleanup.append(undo)
-
-    def prepare(self, method: str, template: Any = None, steps: Iterable[Step] | None = None) -> Any:
-        """The resolved request data of ``method``'s example (after running its steps)."""
-        full = self.rpc.resolve(method)
-        example = self.book_of(method).example(f"{full.service}.{full.name}")
-        if example is None:
-            raise Mismatch("an example", "none", detail=f"no example for {short_method(method)}")
-        bindings = self.run_steps(example.given if steps is None else steps)
-        return self.resolve(example.template if template is None else template, bindings)
-
-    def message(self, method: str, data: Any) -> message.Message | list[message.Message]:
-        m = self.rpc.resolve(method)
-        if m.client_streaming:
-            return [self.rpc.build(m, d) for d in (data if isinstance(data, list) else [data])]
-        return self.rpc.build(m, data)
-
-
-def field_mismatch(data: Any, wanted: dict[str, Any]) -> tuple[str, str] | None:
-    """``(expected, actual)`` when ``data`` breaks ``{field: path, in: [...]}`` (or ``not_in``), else None.
-
-    Values compare as text (enum names, protojson numbers and timestamps); a missing field
-    satisfies neither form."""
-    path = str(wanted["field"])
-    value = _lookup_or_none(data, path)
-    shown = "nothing" if value is None else (str(value) or "''")
-    if "in" in wanted:
-        accepted = [str(v) for v in wanted["in"]]
-        if value is None or str(value) not in accepted:
-            return f"{path} in {accepted}", shown
-    if "not_in" in wanted:
-        refused = [str(v) for v in wanted["not_in"]]
-        if value is None or str(value) in refused:
-            return f"{path} not in {refused}", shown
-    return None
-
-
-def _number(value: Any, ref: str) -> int:
-    try:
-        return int(value)  # protojson writes 64-bit integers as strings
-    except (TypeError, ValueError):
-        raise Mismatch("a number", value, rule="", detail=f"${{{ref}}} is not a number") from None
-
-
-def _lookup_or_none(data: Any, dotted: str) -> Any:
-    try:
-        return lookup(data, dotted)
-    except KeyError:
-        return None
-
-
-def expected_codes(rule: spec_rules.Rule, strict: bool, override: str = "") -> set[str]:
-    if override:
-        return {override}
-    return rule.accepted_codes(strict)
-
-
-def code_name(code: grpc.StatusCode) -> str:
-    return code.name
-
-
-__all__ = [
-    "Example",
-    "ExampleError",
-    "FamilyExamples",
-    "Scenario",
-    "Step",
-    "book",
-    "paths",
-    "placeholders",
-    "without",
-]

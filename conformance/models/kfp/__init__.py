@@ -1,0 +1,25 @@
+"""The model of a Kubeflow Pipelines v1beta1 RunService.
+
+One module per job:
+
+- :mod:`.machine`: the run machine (lifecycle, storage state, metrics) for the *stateful* suite;
+- :mod:`.listing`: the ListRuns dialect (page tokens, ``sort_by``, ``api.Filter`` predicates);
+- :mod:`.roundtrip`: a run read back as created;
+- :mod:`.requests`: run requests they share.
+"""
+
+from __future__ import annotations
+
+from protoconform.conformance.models.contract import FamilyModel
+from protoconform.conformance.models.kfp.listing import RunList, list_dialects
+from protoconform.conformance.models.kfp.machine import RunMachine
+from protoconform.conformance.models.kfp.roundtrip import round_trips
+
+FAMILY = "kfp"
+
+MODEL = FamilyModel(family=FAMILY, machines=lambda: [RunMachine], lists=list_dialects, roundtrips=round_trips)
+
+# The parts, also as functions of the package.
+machines, lists, roundtrips = MODEL.machines, MODEL.lists, MODEL.roundtrips
+
+__all__ = ["FAMILY", "MODEL", "RunList", "RunMachine", "lists", "machines", "roundtrips"]
