@@ -39,7 +39,7 @@ from protoconform.mockserver.apis.armonik import (
 )
 from protoconform.mockserver.apis.armonik.engine import TaskRun
 from protoconform.mockserver.apis.armonik.results import new_result
-from protoconform.mockserver.apis.armonik.state import RS, ArmonikState, Result
+from protoconform.mockserver.apis.armonik.state import ArmonikState, Result, ResultStatuses
 from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks, requested_tasks
 from protoconform.mockserver.apis.armonik.taskstream import StreamDisorder, StreamTruncated, parse_task_stream
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
@@ -171,10 +171,10 @@ def _fetch_data(request: DataRequest, ctx: CallContext) -> DataResponse:
             "armonik.agent.resource-not-found", f"result_id: result '{request.result_id}' was not found"
         )
     data = state.result_data(result)
-    if data is None or result.status != RS.COMPLETED:
+    if data is None or result.status != ResultStatuses.COMPLETED:
         raise state.error(
             "armonik.agent.resource-not-found",
-            f"result_id: result '{result.result_id}' has no data ({RS.name(result.status)})",
+            f"result_id: result '{result.result_id}' has no data ({ResultStatuses.name(result.status)})",
         )
     # never through a link the worker may have left there (an error is a server fault, as before)
     dataroot.write(dataroot.file_in(run.data_folder, result.result_id), data)

@@ -51,7 +51,14 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from protoconform.mockserver.apis.armonik.state import RS, SS, TS, Result, Session, Task
+from protoconform.mockserver.apis.armonik.state import (
+    Result,
+    ResultStatuses,
+    Session,
+    SessionStatuses,
+    Task,
+    TaskStatuses,
+)
 
 if TYPE_CHECKING:
     from protoconform.mockserver.apis.armonik.state import ArmonikState
@@ -199,15 +206,15 @@ class Engine:
     def submit(self, tasks: Iterable[Task]) -> None:
         """Start the lifecycle of freshly created (CREATING) tasks."""
         for task in tasks:
-            if task.status != TS.CREATING:
+            if task.status != TaskStatuses.CREATING:
                 continue
             remaining = set()
             lost = ""
             for dep in task.data_dependencies:
                 result = self.state.results.get(dep)
-                if result is None or result.status in (RS.ABORTED, RS.DELETED):
+                if result is None or result.status in (ResultStatuses.ABORTED, ResultStatuses.DELETED):
                     lost = dep
-                elif result.status != RS.COMPLETED:
+                elif result.status != ResultStatuses.COMPLETED:
                     remaining.add(dep)
             if lost:  # e.g. a subtask whose input was aborted before its parent ended
                 self.cancel_tasks([task], f"data dependency {lost} can never complete")
@@ -216,7 +223,7 @@ class Engine:
             if remaining:
                 for dep in remaining:
                     self.state.tasks.add_waiter(dep, task.task_id)
-                self.state.set_task_status(task, TS.PENDING)
+                self.state.set_task_status(task, TaskStatuses.PENDING)
             else:
                 self._make_ready(task)
 
@@ -224,7 +231,7 @@ class Engine:
         """A result got its data: tasks waiting only for it become ready."""
         for task in self.state.tasks.take_waiters(result.result_id):
             task.remaining_dependencies.discard(result.result_id)
-            if not task.remaining_dependencies and task.status == TS.PENDING:
+            if not task.remaining_dependencies and task.status == TaskStatuses.PENDING:
                 self._make_ready(task)
 
     def result_aborted(self, result: Result) -> None:
@@ -236,14 +243,14 @@ class Engine:
     def pause_session(self, session_id: str) -> None:
         """Queued and dispatched tasks of the session wait in PAUSED; running ones go on."""
         for task in self.state.tasks.by_session(session_id):
-            if task.status in (TS.SUBMITTED, TS.DISPATCHED):
+            if task.status in (TaskStatuses.SUBMITTED, TaskStatuses.DISPATCHED):
                 self._release(task.task_id)
-                self.state.set_task_status(task, TS.PAUSED)
+                self.state.set_task_status(task, TaskStatuses.PAUSED)
         self._schedule_pump()
 
     def resume_session(self, session_id: str) -> None:
         for task in self.state.tasks.by_session(session_id):
-            if task.status == TS.PAUSED:
+            if task.status == TaskStatuses.PAUSED:
                 self._queue_task(task)
 
     def cancel_session(self, session_id: str) -> None:
@@ -251,14 +258,14 @@ class Engine:
         tasks = [t for t in self.state.tasks.by_session(session_id) if not t.final]
         self.cancel_tasks(tasks, "the session was cancelled")
         for result in self.state.results.by_session(session_id):
-            if result.status == RS.CREATED:
+            if result.status == ResultStatuses.CREATED:
                 self.state.abort_result(result)
 
     def cancel_tasks(self, tasks: Iterable[Task], reason: str = "cancelled on request") -> list[Task]:
         """Non-final tasks go CANCELLING (then CANCELLED); returns those that changed."""
         changed = []
         for task in tasks:
-            if task.final or task.status == TS.CANCELLING:
+            if task.final or task.status == TaskStatuses.CANCELLING:
                 continue
             changed.append(task)
             run = self._run_of_task.get(task.task_id)
@@ -266,7 +273,7 @@ class Engine:
                 self._end_run(run)
                 self._discard_products(run)
             self._release(task.task_id)
-            self.state.set_task_status(task, TS.CANCELLING, reason)
+            self.state.set_task_status(task, TaskStatuses.CANCELLING, reason)
             self.clock.call_later(self.state.options.cancel_delay, lambda t=task: self._cancelled(t))
         for task in changed:
             self._abort_outputs(task)
@@ -285,15 +292,15 @@ class Engine:
     # -- lifecycle steps -------------------------------------------------------------
     def _make_ready(self, task: Task) -> None:
         session = self.state.sessions.get(task.session_id)
-        if session is not None and session.status == SS.PAUSED:
-            self.state.set_task_status(task, TS.PAUSED)
+        if session is not None and session.status == SessionStatuses.PAUSED:
+            self.state.set_task_status(task, TaskStatuses.PAUSED)
             return
         self._queue_task(task)
 
     def _queue_task(self, task: Task) -> None:
         if task.submitted_at is None:
             task.submitted_at = self.state.now()
-        self.state.set_task_status(task, TS.SUBMITTED)
+        self.state.set_task_status(task, TaskStatuses.SUBMITTED)
         heapq.heappush(self._queue, (-task.options.priority, next(self._seq), task.task_id))
         self._schedule_pump()
 
@@ -307,18 +314,18 @@ class Engine:
         while self._queue and len(self._active) < limit:
             _, _, task_id = heapq.heappop(self._queue)
             task = self.state.tasks.get(task_id)
-            if task is None or task.status != TS.SUBMITTED or task_id in self._active:
+            if task is None or task.status != TaskStatuses.SUBMITTED or task_id in self._active:
                 continue
             self._active.add(task_id)
             pod = next(self._pods)
             task.owner_pod_id = f"mock-pod-{pod % max(1, limit)}"
             task.pod_hostname = task.owner_pod_id
             task.acquired_at = self.state.now()
-            self.state.set_task_status(task, TS.DISPATCHED)
+            self.state.set_task_status(task, TaskStatuses.DISPATCHED)
             self.clock.call_later(self.state.options.start_delay, lambda t=task: self._start(t))
 
     def _start(self, task: Task) -> None:
-        if task.status != TS.DISPATCHED or self.state.tasks.get(task.task_id) is not task:
+        if task.status != TaskStatuses.DISPATCHED or self.state.tasks.get(task.task_id) is not task:
             self._release(task.task_id)
             self._schedule_pump()
             return
@@ -328,7 +335,7 @@ class Engine:
             return
         now = self.state.now()
         task.received_at = task.fetched_at = task.started_at = now
-        self.state.set_task_status(task, TS.PROCESSING)
+        self.state.set_task_status(task, TaskStatuses.PROCESSING)
         run = TaskRun(task, session, self.state.new_id())
         self._runs[run.token] = run
         self._run_of_task[task.task_id] = run
@@ -374,7 +381,7 @@ class Engine:
         self._end_run(run)
         task = run.task
         self._release(task.task_id)
-        if task.status != TS.PROCESSING or self.state.tasks.get(task.task_id) is not task:
+        if task.status != TaskStatuses.PROCESSING or self.state.tasks.get(task.task_id) is not task:
             self._discard_products(run)  # cancelled, paused or deleted meanwhile
             self._schedule_pump()
             return
@@ -383,10 +390,10 @@ class Engine:
         if outcome.kind == SUCCESS:
             for result_id, data in {**run.result_data, **outcome.outputs}.items():
                 result = self.state.results.get(result_id)
-                if result is not None and result.status == RS.CREATED:
+                if result is not None and result.status == ResultStatuses.CREATED:
                     self.state.complete_result(result, data)
             task.output_success, task.output_error = True, ""
-            self.state.set_task_status(task, TS.COMPLETED, "")
+            self.state.set_task_status(task, TaskStatuses.COMPLETED, "")
             self._hand_over_outputs(run)
             self.submit(run.children)
         elif outcome.kind == CRASH and task.retries < task.options.max_retries:
@@ -394,7 +401,7 @@ class Engine:
             self._retry(task, outcome.message)
         else:
             self._discard_products(run)
-            status = TS.TIMEOUT if outcome.kind == TIMEOUT else TS.ERROR
+            status = TaskStatuses.TIMEOUT if outcome.kind == TIMEOUT else TaskStatuses.ERROR
             task.output_success, task.output_error = False, outcome.message
             self.state.set_task_status(task, status, outcome.message)
             self._abort_outputs(task)
@@ -402,7 +409,7 @@ class Engine:
 
     def _retry(self, task: Task, message: str) -> None:
         task.output_success, task.output_error = False, message
-        self.state.set_task_status(task, TS.RETRIED, message)
+        self.state.set_task_status(task, TaskStatuses.RETRIED, message)
         initial = task.initial_task_id or task.task_id
         retry = Task(
             task_id=f"{initial}###{task.retries + 1}",
@@ -434,9 +441,9 @@ class Engine:
                     self.state.set_result_owner(result, child.task_id)
 
     def _cancelled(self, task: Task) -> None:
-        if task.status == TS.CANCELLING and self.state.tasks.get(task.task_id) is task:
+        if task.status == TaskStatuses.CANCELLING and self.state.tasks.get(task.task_id) is task:
             task.ended_at = self.state.now()
-            self.state.set_task_status(task, TS.CANCELLED)
+            self.state.set_task_status(task, TaskStatuses.CANCELLED)
 
     # -- helpers ---------------------------------------------------------------------
     def _abort_outputs(self, task: Task) -> None:

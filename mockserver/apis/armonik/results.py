@@ -24,7 +24,13 @@ from google.protobuf import message
 from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik import events as events_service
 from protoconform.mockserver.apis.armonik.listing import run_list
-from protoconform.mockserver.apis.armonik.state import RESULT_STATUS_UPDATE, RS, ArmonikState, Event, Result
+from protoconform.mockserver.apis.armonik.state import (
+    RESULT_STATUS_UPDATE,
+    ArmonikState,
+    Event,
+    Result,
+    ResultStatuses,
+)
 from protoconform.mockserver.pubsub import SubscriptionEnded
 from protoconform.mockserver.rpc import CallContext, handler
 
@@ -86,7 +92,7 @@ def new_result_with_data(
         name=name,
         created_at=now,
         completed_at=now,
-        status=RS.COMPLETED,
+        status=ResultStatuses.COMPLETED,
         owner_task_id=owner or session_id,  # the real server records the session as owner
         size=len(data),
         opaque_id=result_id.encode(),
@@ -196,9 +202,10 @@ def download(request, ctx: CallContext) -> Iterator[DownloadResultDataResponse]:
     _same_session(state, result, request.session_id, "result_id")
     data = state.result_data(result)
     if data is None:
+        status = ResultStatuses.name(result.status)
         raise state.error(
             "armonik.results.download.no-data",
-            f"result_id: result '{result.result_id}' has no data (status {RS.name(result.status)})",
+            f"result_id: result '{result.result_id}' has no data (status {status})",
         )
     size = max(1, state.options.data_chunk_max_size)
     chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
@@ -229,10 +236,10 @@ def import_data(request, ctx: CallContext) -> ImportResultsDataResponse:
         where = f"results[{index}]"
         result = state.require_result(item.result_id, f"{where}.result_id")
         _same_session(state, result, request.session_id, f"{where}.result_id")
-        if result.status != RS.CREATED:
+        if result.status != ResultStatuses.CREATED:
             raise state.error(
                 "armonik.results.import.not-created",
-                f"{where}.result_id: result '{result.result_id}' is {RS.name(result.status)}, "
+                f"{where}.result_id: result '{result.result_id}' is {ResultStatuses.name(result.status)}, "
                 "not RESULT_STATUS_CREATED",
             )
         data = state.objects.get(item.opaque_id)
@@ -273,7 +280,7 @@ async def watch_stream(
             groups: dict[int, list[str]] = {}
             for result_id in request.result_ids:
                 result = state.results.get(result_id)
-                status = result.status if result is not None else RS.NOTFOUND
+                status = result.status if result is not None else ResultStatuses.NOTFOUND
                 if not fetch or status in fetch:
                     groups.setdefault(status, []).append(result_id)
                 watched[result_id] = watch

@@ -24,7 +24,7 @@ from armonik.protogen.common.sessions_common_pb2 import (
 )
 from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik.listing import run_list
-from protoconform.mockserver.apis.armonik.state import SS, ArmonikState, Session
+from protoconform.mockserver.apis.armonik.state import ArmonikState, Session, SessionStatuses
 from protoconform.mockserver.rpc import ApiError, CallContext, handler
 
 SVC = "armonik.api.grpc.v1.sessions.Sessions"
@@ -115,7 +115,7 @@ def cancel(request, ctx: CallContext) -> CancelSessionResponse:
 def pause(request, ctx: CallContext) -> PauseSessionResponse:
     state: ArmonikState = ctx.state
     session = state.require_session(request.session_id)
-    allow = frozenset({SS.CANCELLED}) if ctx.defect(ILLEGAL_TRANSITION_ACCEPTED) else frozenset()
+    allow = frozenset({SessionStatuses.CANCELLED}) if ctx.defect(ILLEGAL_TRANSITION_ACCEPTED) else frozenset()
     state.session_action(session, "PauseSession", allow)
     state.sessions.save(session)
     state.engine.pause_session(session.session_id)

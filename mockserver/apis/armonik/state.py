@@ -5,9 +5,9 @@ services and the compatibility layer build on it):
 
 Entities (plain dataclasses, mutated in place, then ``repo.save(entity)``):
     :class:`Session`, :class:`Task`, :class:`Result`, :class:`Partition`.
-    Status fields hold the protobuf enum *numbers* (``TaskStatus.COMPLETED`` ...,
-    see the ``TS``/``RS``/``SS`` aliases below); task options are kept as the
-    wire message ``armonik.api.grpc.v1.TaskOptions``.
+    Status fields hold the protobuf enum *numbers* (``TaskStatuses.COMPLETED`` ...:
+    the ``TaskStatuses``/``ResultStatuses``/``SessionStatuses`` classes below); task
+    options are kept as the wire message ``armonik.api.grpc.v1.TaskOptions``.
 
 Repositories (``state.sessions``, ``state.tasks``, ``state.results``,
 ``state.partitions``; object storage ``state.objects``): the only way to reach
@@ -67,7 +67,7 @@ def _enum_name(enum: Any, number: int) -> str:
     return enum.Name(number) if number in enum.values() else str(number)
 
 
-class TS:
+class TaskStatuses:
     """Task status numbers (``armonik.api.grpc.v1.task_status.TaskStatus``)."""
 
     UNSPECIFIED = TaskStatus.TASK_STATUS_UNSPECIFIED
@@ -92,7 +92,7 @@ class TS:
         return _enum_name(TaskStatus, number)
 
 
-class RS:
+class ResultStatuses:
     """Result status numbers (``armonik.api.grpc.v1.result_status.ResultStatus``)."""
 
     UNSPECIFIED = ResultStatus.RESULT_STATUS_UNSPECIFIED
@@ -107,7 +107,7 @@ class RS:
         return _enum_name(ResultStatus, number)
 
 
-class SS:
+class SessionStatuses:
     """Session status numbers (``armonik.api.grpc.v1.session_status.SessionStatus``)."""
 
     UNSPECIFIED = SessionStatus.SESSION_STATUS_UNSPECIFIED
@@ -130,7 +130,7 @@ class Session:
     partition_ids: list[str]
     options: TaskOptions
     created_at: datetime
-    status: int = SS.RUNNING
+    status: int = SessionStatuses.RUNNING
     client_submission: bool = True
     worker_submission: bool = True
     cancelled_at: datetime | None = None
@@ -149,7 +149,7 @@ class Task:
     created_at: datetime
     data_dependencies: list[str] = field(default_factory=list)
     expected_output_ids: list[str] = field(default_factory=list)
-    status: int = TS.CREATING
+    status: int = TaskStatuses.CREATING
     status_message: str = ""
     initial_task_id: str = ""
     parent_task_ids: list[str] = field(default_factory=list)  # ancestors, nearest last
@@ -176,7 +176,7 @@ class Task:
 
     @property
     def final(self) -> bool:
-        return self.status in TS.FINAL
+        return self.status in TaskStatuses.FINAL
 
 
 @dataclass(slots=True, eq=False)
@@ -185,7 +185,7 @@ class Result:
     session_id: str
     name: str
     created_at: datetime
-    status: int = RS.CREATED
+    status: int = ResultStatuses.CREATED
     owner_task_id: str = ""
     completed_at: datetime | None = None
     size: int = 0
@@ -506,7 +506,7 @@ class ArmonikState:
         result.size = len(data)
         result.completed_at = self.now()
         self.results.save(result)
-        self.set_result_status(result, RS.COMPLETED)
+        self.set_result_status(result, ResultStatuses.COMPLETED)
         self.engine.result_completed(result)
 
     def result_data(self, result: Result) -> bytes | None:
@@ -517,9 +517,9 @@ class ArmonikState:
 
     def abort_result(self, result: Result) -> None:
         """A CREATED result that will never get data (owner failed or cancelled)."""
-        if result.status != RS.CREATED:
+        if result.status != ResultStatuses.CREATED:
             return
-        self.set_result_status(result, RS.ABORTED)
+        self.set_result_status(result, ResultStatuses.ABORTED)
         self.engine.result_aborted(result)
 
     def delete_result_data(self, result: Result) -> None:
@@ -528,7 +528,7 @@ class ArmonikState:
             self.objects.delete(result.opaque_id)
         result.opaque_id = b""
         self.results.save(result)
-        self.set_result_status(result, RS.DELETED)
+        self.set_result_status(result, ResultStatuses.DELETED)
 
     def drop_session(self, session_id: str) -> None:
         """Delete a session with its tasks, results and their data (DeleteSession)."""
@@ -545,7 +545,7 @@ class ArmonikState:
         """The status an action leads to (for messages about illegal transitions)."""
         edges = self.session_machine.transitions.get(action, {})
         target = next(iter(edges.values()), "")
-        return SessionStatus.Value(target) if target else SS.UNSPECIFIED
+        return SessionStatus.Value(target) if target else SessionStatuses.UNSPECIFIED
 
     def session_action(self, session: Session, action: str, allow: frozenset[int] = frozenset()) -> int:
         """Move ``session`` along the edge ``action`` of the specs' state machine.
@@ -556,12 +556,12 @@ class ArmonikState:
         accident -- naming the current and the requested state.  ``allow`` lists
         current statuses to accept anyway (deliberate defects only).
         """
-        current = SS.name(session.status)
+        current = SessionStatuses.name(session.status)
         target_name = self.session_machine.target(action, current)
         if target_name is None and session.status in allow:
-            target_name = SS.name(self.session_target(action))
+            target_name = SessionStatuses.name(self.session_target(action))
         if target_name is None:
-            requested = SS.name(self.session_target(action))
+            requested = SessionStatuses.name(self.session_target(action))
             raise self.error(
                 self._transition_rule(action, current),
                 f"session_id: cannot {action} session '{session.session_id}': it is {current}, "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from armonik.protogen.common.objects_pb2 import TaskOptions
-from protoconform.mockserver.apis.armonik.state import RS, ArmonikState, Session, Task
+from protoconform.mockserver.apis.armonik.state import ArmonikState, ResultStatuses, Session, Task
 
 
 @dataclass
@@ -156,9 +156,9 @@ def create_tasks(
 
 
 def _status_name(status: int) -> str:
-    from protoconform.mockserver.apis.armonik.state import SS
+    from protoconform.mockserver.apis.armonik.state import SessionStatuses
 
-    return SS.name(status)
+    return SessionStatuses.name(status)
 
 
 def _check_input(state: ArmonikState, session: Session, result_id: str, where: str) -> None:
@@ -173,10 +173,10 @@ def _check_input(state: ArmonikState, session: Session, result_id: str, where: s
             f"{where}: result '{result_id}' belongs to session '{result.session_id}', "
             f"not '{session.session_id}'",
         )
-    if result.status in (RS.ABORTED, RS.DELETED):
+    if result.status in (ResultStatuses.ABORTED, ResultStatuses.DELETED):
         raise state.error(
             "armonik.tasks.dependency-unusable",
-            f"{where}: result '{result_id}' is {RS.name(result.status)} and can never be used",
+            f"{where}: result '{result_id}' is {ResultStatuses.name(result.status)} and can never be used",
         )
 
 

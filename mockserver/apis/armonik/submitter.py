@@ -47,12 +47,12 @@ from protoconform.mockserver.apis.armonik import sessions as sessions_service
 from protoconform.mockserver.apis.armonik.state import (
     NEW_TASK,
     RESULT_STATUS_UPDATE,
-    RS,
     TASK_STATUS_UPDATE,
-    TS,
     ArmonikState,
     Result,
+    ResultStatuses,
     Task,
+    TaskStatuses,
 )
 from protoconform.mockserver.apis.armonik.submission import TaskSpec, create_tasks
 from protoconform.mockserver.apis.armonik.taskstream import StreamDisorder, StreamTruncated, parse_task_stream
@@ -61,10 +61,12 @@ from protoconform.mockserver.rpc import ApiError, CallContext, handler
 SVC = "armonik.api.grpc.v1.submitter.Submitter"
 RECHECK_SECONDS = 1.0  # waiting calls also look again this often (wall time), e.g. after a deletion
 # A result whose owner is in one of these statuses will not get data: TryGetResultStream answers an error.
-OWNER_FAILED = frozenset({TS.ERROR, TS.TIMEOUT, TS.CANCELLED, TS.CANCELLING})
+OWNER_FAILED = frozenset(
+    {TaskStatuses.ERROR, TaskStatuses.TIMEOUT, TaskStatuses.CANCELLED, TaskStatuses.CANCELLING}
+)
 # Statuses WaitForCompletion can stop early on.
-ERROR_STATUSES = frozenset({TS.ERROR, TS.TIMEOUT})
-CANCEL_STATUSES = frozenset({TS.CANCELLED, TS.CANCELLING})
+ERROR_STATUSES = frozenset({TaskStatuses.ERROR, TaskStatuses.TIMEOUT})
+CANCEL_STATUSES = frozenset({TaskStatuses.CANCELLED, TaskStatuses.CANCELLING})
 
 
 # -- filters --------------------------------------------------------------------------
@@ -264,9 +266,15 @@ def get_result_status(request: Any, ctx: CallContext) -> GetResultStatusReply:
 def try_get_task_output(request: Any, ctx: CallContext) -> Output:
     state: ArmonikState = ctx.state
     task = state.require_task(request.task_id)
-    failed = task.status in (TS.ERROR, TS.TIMEOUT, TS.RETRIED, TS.CANCELLED, TS.CANCELLING)
+    failed = task.status in (
+        TaskStatuses.ERROR,
+        TaskStatuses.TIMEOUT,
+        TaskStatuses.RETRIED,
+        TaskStatuses.CANCELLED,
+        TaskStatuses.CANCELLING,
+    )
     if failed or task.output_error:
-        details = task.output_error or task.status_message or TS.name(task.status)
+        details = task.output_error or task.status_message or TaskStatuses.name(task.status)
         return Output(error=Output.Error(details=details))
     return Output(ok=Empty())  # a task that has not failed (yet) reports success, as ArmoniK does
 
@@ -288,7 +296,7 @@ def _legacy_result(state: ArmonikState, request: Any) -> Result:
 
 
 def _task_error(task: Task) -> TaskError:
-    detail = task.output_error or task.status_message or TS.name(task.status)
+    detail = task.output_error or task.status_message or TaskStatuses.name(task.status)
     return TaskError(task_id=task.task_id, errors=[Error(task_status=task.status, detail=detail)])  # type: ignore[arg-type]
 
 
@@ -296,25 +304,26 @@ def _task_error(task: Task) -> TaskError:
 def try_get_result_stream(request: Any, ctx: CallContext) -> Iterator[ResultReply]:
     state: ArmonikState = ctx.state
     result = _legacy_result(state, request)
-    data = state.result_data(result) if result.status == RS.COMPLETED else None
+    data = state.result_data(result) if result.status == ResultStatuses.COMPLETED else None
     if data is None:
         owner = state.tasks.get(result.owner_task_id) if result.owner_task_id else None
-        if result.status in (RS.CREATED, RS.ABORTED) and owner is not None:
+        if result.status in (ResultStatuses.CREATED, ResultStatuses.ABORTED) and owner is not None:
             if owner.status in OWNER_FAILED:
                 yield ResultReply(error=_task_error(owner))
                 return
             if not owner.final:
                 yield ResultReply(not_completed_task=owner.task_id)
                 return
-        if result.status == RS.CREATED and owner is None:
+        if result.status == ResultStatuses.CREATED and owner is None:
             raise state.error(
                 "armonik.submitter.result-without-data",
                 f"result_id: result '{result.result_id}' is CREATED and no task produces it "
                 "(its data has to be uploaded)",
             )
+        status = ResultStatuses.name(result.status)
         raise state.error(
             "armonik.submitter.result-data-missing",
-            f"result_id: result '{result.result_id}' has no data (status {RS.name(result.status)})",
+            f"result_id: result '{result.result_id}' has no data (status {status})",
         )
     size = max(1, state.options.data_chunk_max_size)
     for start in range(0, len(data), size):
@@ -346,14 +355,14 @@ async def wait_for_availability(request: Any, ctx: CallContext) -> AvailabilityR
                 raise state.error(
                     "armonik.submitter.result-not-found", f"result_id: result '{result_id}' was deleted"
                 )
-            if current.status == RS.COMPLETED:
+            if current.status == ResultStatuses.COMPLETED:
                 return AvailabilityReply(ok=Empty())
-            if current.status == RS.ABORTED:
+            if current.status == ResultStatuses.ABORTED:
                 owner = state.tasks.get(current.owner_task_id)
                 if owner is not None:
                     return AvailabilityReply(error=_task_error(owner))
                 return AvailabilityReply(error=TaskError(task_id=current.owner_task_id))
-            if current.status == RS.DELETED:
+            if current.status == ResultStatuses.DELETED:
                 raise state.error(
                     "armonik.submitter.wait-deleted",
                     f"result_id: result '{result_id}' is DELETED and will never be available",
