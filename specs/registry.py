@@ -5,7 +5,7 @@ must be able to test a real server without the mock) read it alike.
 Everything the server, the gateway and the conformance suites know about a
 message or a method comes from here.  Flyte and ArmoniK descriptors are loaded
 from their official wheels; Kubeflow Pipelines and Flyte's CacheService come
-from the .proto files in ``protos/``, compiled at run time.  All of them end up
+from the .proto files in ``protos/``, compiled when the package is built.  All of them end up
 in protobuf's default descriptor pool, which is also what server reflection
 serves.
 """
