@@ -74,7 +74,17 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pytest
+    try:
+        import hypothesis  # noqa: F401
+        import pytest
+        import schemathesis  # noqa: F401
+    except ImportError as exc:  # a base install serves; the harness is the [check] extra
+        print(
+            f"protoconform check: needs the harness ({exc.name} is missing): "
+            "pip install 'protoconform[check]'",
+            file=sys.stderr,
+        )
+        return 2
     from protoconform.conformance.target import Target, TargetError, probe
 
     if args.token:

@@ -1,1 +1,1 @@
-"""Load suites (locust users and scenarios) and benchmark scripts."""
+"""Benchmark scripts (``load/benchmarks/``): each prints its figures against a baseline it starts itself."""

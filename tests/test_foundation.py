@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from protoconform import specs
 from protoconform.mockserver.launcher import ServerProcess
 from protoconform.specs.registry import default_registry
+from tooling import require_tool
 
 # Load every descriptor first: the reflection client below adds what it fetches to the same default pool.
 REGISTRY = default_registry()
@@ -89,10 +90,9 @@ def _family(service: str) -> str:
     return REGISTRY.family_of_service(service)
 
 
-@pytest.mark.skipif(
-    shutil.which("buf") is None, reason="buf (npm @bufbuild/buf) not installed; .ci/test installs it"
-)
+@pytest.mark.slow
 def test_buf_curl_lists_every_documented_rpc_over_reflection_v1(server_process) -> None:
+    require_tool("buf")
     listed = subprocess.run(
         [
             "buf",

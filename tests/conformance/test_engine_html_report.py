@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from engine_support import Engine, engine_server, run_check  # noqa: F401
+from tooling import require_tool
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -129,8 +130,9 @@ def render(html: Path, screenshot: Path, profile: Path) -> dict[str, Any]:
             process.kill()
 
 
-@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/test installs it)")
+@pytest.mark.slow
 def test_html_report_shows_score_and_failure(engine_server: Engine, tmp_path: Path) -> None:  # noqa: F811
+    require_tool("chromium", "chromium-browser")
     engine_server.control.reset(defects=True)
     html = tmp_path / "report.html"
     with engine_server.control.defect("kfp.get-run-wrong-status-for-missing"):
