@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from protoconform.conformance import DEFAULT_MAX_EXAMPLES, known_suites
+from protoconform.specs.argtypes import address, positive, readable_file, url
 
 Where = Literal["both", "cli", "pytest"]
 
@@ -44,13 +45,14 @@ def _token_default() -> str:
 class CheckOption:
     """One option of ``protoconform check``.
 
-    ``kind`` is ``bool`` for an on/off flag, else the value's type.  ``help`` may
+    ``kind`` is ``bool`` for an on/off flag, else the value's type (an argparse
+    type function that checks it, naming the option on a bad value).  ``help`` may
     hold ``{choices}``, filled from ``choices()`` when the parser is built.
     """
 
     flags: tuple[str, ...]
     help: str
-    kind: type = str
+    kind: Callable[[str], Any] = str
     default: Any = None
     metavar: str | None = None
     repeat: bool = False  # may be given several times (a list of values)
@@ -114,14 +116,33 @@ def _one_of(choices: Callable[[], Iterable[str]]) -> Callable[[str], str]:
     return check
 
 
+def _or_unset(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check``, except for "" (the default of an option not given: argparse passes it through too)."""
+
+    def parse(text: str) -> str:
+        return check(text) if text else text
+
+    return parse
+
+
 SECURITY = "transport and credentials"
 RUN = "run"
 REPORTS = "reports"
 
 OPTIONS: tuple[CheckOption, ...] = (
-    CheckOption(("--target",), "gRPC address of the server under test", metavar="HOST:PORT", required=True),
     CheckOption(
-        ("--rest",), "base URL of the target's REST gateway, for the rest suite", default="", metavar="URL"
+        ("--target",),
+        "gRPC address of the server under test",
+        kind=address(),
+        metavar="HOST:PORT",
+        required=True,
+    ),
+    CheckOption(
+        ("--rest",),
+        "base URL of the target's REST gateway (http:// or https://), for the rest suite",
+        kind=_or_unset(url),
+        default="",
+        metavar="URL",
     ),
     CheckOption(
         ("--api",),
@@ -149,10 +170,29 @@ OPTIONS: tuple[CheckOption, ...] = (
     ),
     CheckOption(("--tls",), "connect with TLS", kind=bool, group=SECURITY),
     CheckOption(
-        ("--ca",), "CA certificate that signed the server's", default="", metavar="PEM", group=SECURITY
+        ("--ca",),
+        "CA certificate that signed the server's",
+        kind=_or_unset(readable_file),
+        default="",
+        metavar="PEM",
+        group=SECURITY,
     ),
-    CheckOption(("--cert",), "client certificate (mTLS)", default="", metavar="PEM", group=SECURITY),
-    CheckOption(("--key",), "client private key (mTLS)", default="", metavar="PEM", group=SECURITY),
+    CheckOption(
+        ("--cert",),
+        "client certificate (mTLS)",
+        kind=_or_unset(readable_file),
+        default="",
+        metavar="PEM",
+        group=SECURITY,
+    ),
+    CheckOption(
+        ("--key",),
+        "client private key (mTLS)",
+        kind=_or_unset(readable_file),
+        default="",
+        metavar="PEM",
+        group=SECURITY,
+    ),
     CheckOption(
         ("--server-name",), "TLS name to verify, if not the host", default="", metavar="NAME", group=SECURITY
     ),
@@ -172,8 +212,8 @@ OPTIONS: tuple[CheckOption, ...] = (
     ),
     CheckOption(
         ("--max-examples",),
-        "generated examples per property (default: %(default)s)",
-        kind=int,
+        "generated examples per property, > 0 (default: %(default)s)",
+        kind=positive(int),
         default=DEFAULT_MAX_EXAMPLES,
         group=RUN,
     ),
@@ -188,26 +228,32 @@ OPTIONS: tuple[CheckOption, ...] = (
         group=RUN,
     ),
     CheckOption(
-        ("--baseline",), "known deviations that do not fail the run", default="", metavar="FILE", group=RUN
+        ("--baseline",),
+        "known deviations that do not fail the run",
+        kind=_or_unset(readable_file),
+        default="",
+        metavar="FILE",
+        group=RUN,
     ),
     CheckOption(
         ("--control",),
-        "control API of a protoconform mock (virtual clock, defects, journal)",
+        "control API of a protoconform mock (virtual clock, defects, journal): http:// or https:// URL",
+        kind=_or_unset(url),
         default="",
         metavar="URL",
         group=RUN,
     ),
     CheckOption(
         ("--call-timeout",),
-        "deadline of one call in seconds (default: %(default)s)",
-        kind=float,
+        "deadline of one call in seconds, > 0 (default: %(default)s)",
+        kind=positive(float),
         default=10.0,
         group=RUN,
     ),
     CheckOption(
         ("--connect-timeout",),
-        "how long the target may take to answer at all (s)",
-        kind=float,
+        "how long the target may take to answer at all (s), > 0",
+        kind=positive(float),
         default=5.0,
         group=RUN,
         where="cli",  # the command line probes the target before pytest starts

@@ -11,12 +11,14 @@ import asyncio
 import dataclasses
 import importlib
 import logging
-import math
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from protoconform.mockserver import apis
 from protoconform.mockserver.config import Limits, ServerConfig
+from protoconform.specs.argtypes import host, port, positive
 from protoconform.specs.registry import FAMILIES
 
 # subcommand -> (module with add_arguments/run, one-line help)
@@ -42,22 +44,17 @@ def _families(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(kind: type, zero: bool = False) -> Callable[[str], float | int]:
-    """An argparse type for a finite number > 0 (>= 0 with ``zero``); argparse names the option."""
+def _defect(name: str) -> str:
+    from protoconform.mockserver.control.defects import catalogue
 
-    def parse(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            kind_name = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind_name}") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-            bound = ">= 0" if zero else "> 0"
-            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {bound}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its own messages
-    return parse
+    known = catalogue()
+    if name not in known:
+        shown = ", ".join(list(known)[:5]) + (", ..." if len(known) > 5 else "")
+        raise argparse.ArgumentTypeError(
+            f"unknown defect mode {name!r}; known: {shown} "
+            f"({len(known)} in all, listed by GET /control/defects)"
+        )
+    return name
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +63,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             "--" + item.name.replace("_", "-"),
             dest=f"limit_{item.name}",
-            type=_positive(type(item.default)),
+            type=positive(type(item.default)),
             default=item.default,
             metavar="N",
             help=f"{item.metadata['help']} (default: %(default)s)",
@@ -74,13 +71,15 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)"
+        "--host", type=host, default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=port, default=50051, help="gRPC port; 0 picks a free one (default: %(default)s)"
     )
     parser.add_argument(
         "--http-port",
-        type=int,
+        type=port,
         default=8080,
         help="HTTP port for /healthz, /version, the REST gateway, OpenAPI and the control API; "
         "0 picks a free one (default: %(default)s)",
@@ -95,13 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clock-speed",
-        type=_positive(float, zero=True),
+        type=positive(float, zero=True),
         default=1.0,
         help="virtual seconds per wall second for simulated lifecycles; 0 = manual clock, "
         "moved only through the control API (default: %(default)s)",
     )
     parser.add_argument(
         "--defect",
+        type=_defect,
         action="append",
         default=[],
         metavar="NAME",
@@ -122,6 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The server configuration; a family's bad option combination is a ValueError naming the option."""
     family_options = {}
     for name in FAMILIES:
         module = apis.family_module(name)
@@ -140,10 +141,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Checks that span several options, while parsing (so errors show serve's usage)."""
+    args.config = config_from_args(args)
+
+
 def run(args: argparse.Namespace) -> int:
     from protoconform.mockserver.server import serve
 
-    config = config_from_args(args)
+    config = getattr(args, "config", None) or config_from_args(args)
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -162,6 +168,34 @@ def _version_line() -> str:
     return f"protoconform {found['protoconform']} (flyteidl {found['flyteidl']}, armonik {found['armonik']})"
 
 
+class SubcommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand (and of its own subcommands).
+
+    argparse hands a subparser's unrecognized arguments up to the top parser,
+    which would report them under the top-level usage; this one reports them
+    itself, as it does errors of ``check_args`` (a ValueError naming the option).
+    """
+
+    def __init__(
+        self, *args: Any, check_args: Callable[[argparse.Namespace], None] | None = None, **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        self.check_args = check_args
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if self.check_args is not None:
+            try:
+                self.check_args(namespace)
+            except ValueError as exc:
+                self.error(str(exc))
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="protoconform",
@@ -169,18 +203,35 @@ def build_parser() -> argparse.ArgumentParser:
         "Kubeflow Pipelines v1beta1 and ArmoniK control-plane APIs.",
     )
     parser.add_argument("--version", action="version", version=_version_line())
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubcommandParser
+    )
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub = subparsers.add_parser(
+            name, help=help_text, description=help_text, check_args=getattr(module, "check_args", None)
+        )
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
+# Exit status when stdout is closed early (``protoconform specs drift --json | head``): 128 + SIGPIPE,
+# what a shell reports for tools killed by that signal, so ``set -o pipefail`` sees it as usual.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # output still buffered meets the closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush stays quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+    return status
 
 
 if __name__ == "__main__":

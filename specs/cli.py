@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
-from protoconform.specs import drift, extract
-
-ACTIONS = {
-    "extract": (extract, "parse seed documents into specs/inventory/<family>.json"),
-    "drift": (drift, "compare the inventory with the served descriptors; fail on unknown differences"),
+# action -> (module with add_arguments/run, one-line help); imported only when used
+ACTIONS: dict[str, tuple[str, str]] = {
+    "extract": ("protoconform.specs.extract", "parse seed documents into <family>.json files"),
+    "drift": (
+        "protoconform.specs.drift",
+        "compare the inventory with the served descriptors; fail on unknown differences",
+    ),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="specs_action", required=True, metavar="ACTION")
-    for name, (module, help_text) in ACTIONS.items():
+    for name, (module_name, help_text) in ACTIONS.items():
         sub = actions.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
+        importlib.import_module(module_name).add_arguments(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    module, _ = ACTIONS[args.specs_action]
-    return module.run(args)
+    module_name, _ = ACTIONS[args.specs_action]
+    return int(importlib.import_module(module_name).run(args) or 0)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from protoconform import specs
+from protoconform.specs.argtypes import readable_file
 from protoconform.specs.registry import default_registry
 
 # Generated modules to import so that every documented (and undocumented)
@@ -343,7 +344,9 @@ UNREVIEWED = "UNREVIEWED: explain this difference or fix its cause"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--known", type=Path, help="known-differences file (default: the packaged drift_known.json)"
+        "--known",
+        type=lambda text: Path(readable_file(text)),
+        help="known-differences file (default: the packaged drift_known.json)",
     )
     parser.add_argument(
         "--family", action="append", choices=specs.FAMILIES, help="limit to a family (repeatable)"

@@ -150,7 +150,10 @@ def test_every_readme_command_runs_as_pasted(checkout: Path, servers: Servers) -
                     assert done.returncode == 0, (
                         f"{before!r} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
                     )
-                process = servers.start(serve or command, checkout, env)
+                serve = serve or command
+                if "--port" not in serve:  # the default ports, as the README's other commands use them
+                    serve += f" --port {local('50051')} --http-port {local('8080')}"
+                process = servers.start(serve, checkout, env)
                 if tour_started:
                     servers.stop(process)  # a side example: it starts, that is all it shows
                 tour_started = True

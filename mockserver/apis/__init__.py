@@ -6,7 +6,8 @@ Which module that is comes from the family table (:mod:`protoconform.specs.famil
 - ``create_state(options: dict, clock: Clock, registry: Registry) -> object``:
   the family's in-memory state, handed to its handlers as ``ctx.state``;
 - optionally ``add_arguments(group)`` and ``options_from_args(args) -> dict``
-  for ``serve`` options of its own (prefixed with the family name);
+  for ``serve`` options of its own (prefixed with the family name; a bad value
+  raises ``ValueError`` naming the option, reported as one usage error);
 - optionally ``async start(state)`` / ``async stop(state)`` for background work
   (e.g. connecting to an attached worker), ``end_streams(state)`` to end its
   never-ending streams at shutdown, ``install_routes(app, server)`` for HTTP

@@ -6,12 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from protoconform.specs.argtypes import creatable_folder, existing_folder
 from protoconform.specs.extract.documents import detect_family, parse_document
 from protoconform.specs.extract.model import Doc
 from protoconform.specs.extract.normalise import normalise
-
-# The packaged specs/inventory, read back by protoconform.specs.load_inventory.
-INVENTORY_DIR = Path(__file__).resolve().parents[1] / "inventory"
 
 
 def extract(seeds: Path) -> dict[str, dict]:
@@ -40,21 +38,25 @@ def summary(inventory: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=Path, required=True, help="folder of seed documents")
+    parser.add_argument(
+        "--seeds", type=existing_folder, required=True, metavar="DIR", help="folder of seed documents"
+    )
     parser.add_argument(
         "--out",
-        type=Path,
-        default=INVENTORY_DIR,
-        help="folder for <family>.json (default: the packaged specs/inventory)",
+        type=creatable_folder,
+        required=True,  # never written into the installed package unless asked for by path
+        metavar="DIR",
+        help="folder for <family>.json (specs/inventory of a source checkout refreshes the packaged one)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the per-family summary")
 
 
 def run(args: argparse.Namespace) -> int:
-    inventories = extract(args.seeds)
-    args.out.mkdir(parents=True, exist_ok=True)
+    inventories = extract(Path(args.seeds))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for family, inventory in inventories.items():
-        (args.out / f"{family}.json").write_text(dumps(inventory), encoding="utf-8")
+        (out / f"{family}.json").write_text(dumps(inventory), encoding="utf-8")
         print(summary(inventory))
         if not args.quiet:
             for note in inventory["notes"]:

@@ -176,7 +176,14 @@ def test_tls_server_with_its_ca_passes_the_probe(tls_server: str, certificate: t
 
 
 def test_bad_address_is_a_usage_error() -> None:
-    assert_one_clear_line(check("--target", "http://example:80"), "HOST:PORT")
+    """Refused while parsing: check's usage, then one error line naming the option."""
+    done = check("--target", "http://example:80")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.startswith("usage: protoconform check ")
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("protoconform check: error: argument --target: "), last
+    assert "HOST:PORT" in last
 
 
 def test_tls_target_is_checked_over_tls(tls_server: str, certificate: tuple[Path, Path]) -> None:

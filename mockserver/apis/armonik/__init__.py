@@ -18,9 +18,16 @@ import importlib
 from typing import Any
 
 from protoconform.mockserver.apis.armonik import lifecycle
-from protoconform.mockserver.apis.armonik.options import COMPAT_MODES, ArmonikOptions, parse
+from protoconform.mockserver.apis.armonik.options import (
+    COMPAT_MODES,
+    ArmonikOptions,
+    OptionError,
+    PartitionSpec,
+    parse,
+)
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.clock import Clock
+from protoconform.specs.argtypes import address, creatable_folder, positive
 from protoconform.specs.registry import Registry
 
 # One module per service or concept; importing registers the handlers.
@@ -71,38 +78,55 @@ async def stop(state: ArmonikState) -> None:
         await hook(state)
 
 
+def _partition(text: str) -> str:
+    """``ID[:KEY=VALUE,...]``, checked now and kept as text (parsed again by :func:`parse`)."""
+    try:
+        PartitionSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     defaults = ArmonikOptions()
-    group.add_argument(
+
+    def add(*flags: str, **kwargs: Any) -> None:
+        action = group.add_argument(*flags, **kwargs)
+        _FLAGS[action.dest] = flags[0]
+
+    add(
         "--armonik-partition",
         dest="armonik_partitions",
+        type=_partition,
         action="append",
         metavar="ID[:KEY=VALUE,...]",
-        help="a partition to serve (repeatable); keys priority, pod_max, pod_reserved, preemption, "
-        "parents (a|b), pod.<name>; the first is the default partition (default: one named 'default')",
+        help="a partition to serve (repeatable); integer keys priority, pod_max, pod_reserved (>= 0), "
+        "preemption (0..100), and parents (a|b), pod.<name>; the first is the default partition "
+        "(default: one named 'default')",
     )
-    group.add_argument(
+    add(
         "--armonik-default-partition",
         metavar="ID",
-        help="partition used when a session or task names none (default: the first partition)",
+        help="partition used when a session or task names none; one of the partitions "
+        "(default: the first partition)",
     )
-    group.add_argument(
+    add(
         "--armonik-chunk-size",
         dest="armonik_data_chunk_max_size",
-        type=int,
+        type=positive(int),
         metavar="BYTES",
         help="data_chunk_max_size announced by GetServiceConfiguration "
         f"(default: {defaults.data_chunk_max_size})",
     )
-    group.add_argument(
+    add(
         "--armonik-max-priority",
-        type=int,
+        type=positive(int),
         metavar="N",
         help=f"highest task priority SubmitTasks accepts (default: {defaults.max_priority})",
     )
-    group.add_argument(
+    add(
         "--armonik-max-parallel",
-        type=int,
+        type=positive(int),
         metavar="N",
         help=f"tasks the simulated engine processes at once (default: {defaults.max_parallel})",
     )
@@ -113,47 +137,51 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         ("cancel-delay", "CANCELLING -> CANCELLED"),
     ):
         attribute = name.replace("-", "_")
-        group.add_argument(
+        add(
             f"--armonik-{name}",
-            type=float,
+            type=positive(float, zero=True),
             metavar="SECONDS",
-            help=f"{what}, in virtual seconds (default: {getattr(defaults, attribute)})",
+            help=f"{what}, in virtual seconds, >= 0 (default: {getattr(defaults, attribute)})",
         )
-    group.add_argument(
+    add(
         "--armonik-worker",
         dest="armonik_worker_address",
+        type=address(unix=True),
         metavar="ADDRESS",
         help="address of a Worker service (host:port or unix:///path) to process tasks instead of "
         "the built-in behaviour; it reaches the Agent service on this server's gRPC port",
     )
-    group.add_argument(
+    add(
         "--armonik-worker-agent",
         dest="armonik_agent_address",
+        type=address(),
         metavar="HOST:PORT",
         help="address of the Agent service the built-in Worker notifies of the results it writes "
         "(default: none; results are only written to the data folder)",
     )
-    group.add_argument(
+    add(
         "--armonik-data-root",
         "--armonik-data-folder",  # its earlier name
         dest="armonik_data_root",
+        type=creatable_folder,
         metavar="DIR",
         help="the only folder the built-in Worker and the Agent read and write: Worker.Process's "
         "data_folder must be inside it, and an attached worker gets a folder per task in it "
         "(default: a private temporary folder, removed when the server stops)",
     )
-    group.add_argument(
+    add(
         "--armonik-compat",
         choices=COMPAT_MODES,
         help="answer like another implementation instead of the stateful semantics",
     )
-    group.add_argument(
+    add(
         "--armonik-core-version",
         metavar="VERSION",
         help="core version reported by Versions.ListVersions (default: this server's version)",
     )
 
 
+# dest -> ArmonikOptions field (agent_address is kept in ArmonikOptions.extra, for the built-in Worker)
 _ARGUMENTS = {
     "armonik_partitions": "partitions",
     "armonik_default_partition": "default_partition",
@@ -166,23 +194,29 @@ _ARGUMENTS = {
     "armonik_cancel_delay": "cancel_delay",
     "armonik_worker_address": "worker_address",
     "armonik_data_root": "data_root",
-    "armonik_agent_address": "agent_address",  # kept in ArmonikOptions.extra (built-in Worker)
+    "armonik_agent_address": "agent_address",
     "armonik_compat": "compat",
     "armonik_core_version": "core_version",
 }
+_FLAGS: dict[str, str] = {}  # dest -> its flag, filled by add_arguments, for errors found after parsing
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The family options given on the command line (unset ones keep their defaults)."""
+    """The family options given on the command line (unset ones keep their defaults).
+
+    Each value was checked by argparse; what depends on several options (the default
+    partition among the partitions, an id given twice) is a ValueError naming the option.
+    """
     options = {}
     for attribute, key in _ARGUMENTS.items():
         value = getattr(args, attribute, None)
         if value is not None:
             options[key] = value
     try:
-        parse(options)  # refuse a malformed partition or mode before anything starts
-    except ValueError as exc:
-        raise SystemExit(f"protoconform serve: {exc}") from None
+        parse(options)
+    except OptionError as exc:
+        dest = next((d for d, k in _ARGUMENTS.items() if k == exc.key), exc.key)
+        raise ValueError(f"argument {_FLAGS.get(dest, dest)}: {exc.message}") from None
     return options
 
 

@@ -32,28 +32,57 @@ class PartitionSpec:
 
     @classmethod
     def parse(cls, text: str) -> PartitionSpec:
+        """Raises ValueError, starting with the text, on a malformed partition."""
         ident, _, rest = text.partition(":")
         ident = ident.strip()
         if not ident:
-            raise ValueError(f"partition {text!r}: the id is empty")
+            raise ValueError(f"{text!r}: the id is empty")
         values: dict[str, Any] = {}
         pod: list[tuple[str, str]] = []
         for item in filter(None, (p.strip() for p in rest.split(","))):
             key, sep, value = item.partition("=")
             if not sep:
-                raise ValueError(f"partition {text!r}: {item!r} is not key=value")
+                raise ValueError(f"{text!r}: {item!r} is not key=value")
             key = key.strip()
-            if key in ("priority", "pod_max", "pod_reserved"):
-                values[key] = int(value)
-            elif key == "preemption":
-                values["preemption_percentage"] = int(value)
+            if key in _NUMBERS:
+                field_name, low, high = _NUMBERS[key]
+                values[field_name] = _integer(text, key, value, low, high)
             elif key == "parents":
                 values["parent_partition_ids"] = tuple(p for p in value.split("|") if p)
-            elif key.startswith("pod."):
+            elif key.startswith("pod.") and key[4:]:
                 pod.append((key[4:], value))
             else:
-                raise ValueError(f"partition {text!r}: unknown key {key!r}")
+                raise ValueError(f"{text!r}: unknown key {key!r}")
         return cls(ident, pod_configuration=tuple(pod), **values)
+
+
+# partition key -> (PartitionSpec field, lowest, highest allowed value)
+_NUMBERS: dict[str, tuple[str, int, int | None]] = {
+    "priority": ("priority", 0, None),
+    "pod_max": ("pod_max", 0, None),
+    "pod_reserved": ("pod_reserved", 0, None),
+    "preemption": ("preemption_percentage", 0, 100),
+}
+
+
+def _integer(text: str, key: str, value: str, low: int, high: int | None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{text!r}: {key} must be an integer") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{text!r}: {key} must be {bounds}")
+    return number
+
+
+class OptionError(ValueError):
+    """A family option that is wrong given the others; ``key`` is its :class:`ArmonikOptions` field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -101,11 +130,16 @@ def parse(raw: dict[str, Any] | None) -> ArmonikOptions:
         else:
             values[key] = value
     if values.get("compat") and values["compat"] not in COMPAT_MODES:
-        raise ValueError(
-            f"--armonik-compat: unknown mode {values['compat']!r}; known: {', '.join(COMPAT_MODES)}"
-        )
+        raise OptionError("compat", f"unknown mode {values['compat']!r}; known: {', '.join(COMPAT_MODES)}")
     options = ArmonikOptions(**values, extra=extra)
     ids = [p.id for p in options.partitions]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise OptionError("partitions", f"partition {', '.join(map(repr, twice))} given twice")
+    if "default_partition" in values and options.default_partition not in ids:
+        raise OptionError(
+            "default_partition", f"{options.default_partition!r} is not a served partition ({', '.join(ids)})"
+        )
     if "default_partition" not in values and options.default_partition not in ids:
         # the first configured partition is the default unless one is named
         options = ArmonikOptions(**{**values, "default_partition": ids[0]}, extra=extra)

@@ -25,21 +25,46 @@ from protoconform.mockserver.apis.kfp import runs as _runs  # noqa: F401 - regis
 from protoconform.mockserver.apis.kfp.lifecycle import Timings
 from protoconform.mockserver.apis.kfp.state import State
 from protoconform.mockserver.clock import Clock
+from protoconform.specs.argtypes import positive, readable_file
 from protoconform.specs.registry import Registry
 
 __all__ = ["State", "Timings", "add_arguments", "create_state", "options_from_args"]
 
 
+def _experiment(text: str) -> dict[str, Any]:
+    """``NAME[=ID]``."""
+    name, sep, experiment_id = text.partition("=")
+    if not name or (sep and not experiment_id):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME[=ID]")
+    return {"name": name, "id": experiment_id or None}
+
+
+def _pipeline(text: str) -> dict[str, Any]:
+    """``NAME=FILE[=ID]``, the file read now so a bad one stops ``serve`` before it starts."""
+    name, _, rest = text.partition("=")
+    path, sep, pipeline_id = rest.partition("=")
+    if not name or not path or (sep and not pipeline_id):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=FILE[=ID]")
+    try:
+        manifest = Path(readable_file(path)).read_text(encoding="utf-8")
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {path!r} is not UTF-8 text") from None
+    return {"name": name, "manifest": manifest, "id": pipeline_id or None}
+
+
 def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--kfp-task-seconds",
-        type=float,
+        type=positive(float),
         default=Timings.task_seconds,
         metavar="SECONDS",
-        help="virtual seconds each pipeline task runs (default: %(default)s)",
+        help="virtual seconds each pipeline task runs, > 0 (default: %(default)s)",
     )
     group.add_argument(
         "--kfp-experiment",
+        type=_experiment,
         action="append",
         default=[],
         metavar="NAME[=ID]",
@@ -47,6 +72,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--kfp-pipeline",
+        type=_pipeline,
         action="append",
         default=[],
         metavar="NAME=FILE[=ID]",
@@ -56,25 +82,11 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    pipelines = []
-    for item in getattr(args, "kfp_pipeline", []):
-        name, _, rest = item.partition("=")
-        path, _, pipeline_id = rest.partition("=")
-        if not name or not path:
-            raise SystemExit(f"--kfp-pipeline {item!r}: expected NAME=FILE[=ID]")
-        try:
-            manifest = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SystemExit(f"--kfp-pipeline {item!r}: {exc}") from None
-        pipelines.append({"name": name, "manifest": manifest, "id": pipeline_id or None})
-    experiments = []
-    for item in getattr(args, "kfp_experiment", []):
-        name, _, experiment_id = item.partition("=")
-        experiments.append({"name": name, "id": experiment_id or None})
+    """The family options; argparse has checked and parsed every value already."""
     return {
         "task_seconds": getattr(args, "kfp_task_seconds", Timings.task_seconds),
-        "experiments": experiments,
-        "pipelines": pipelines,
+        "experiments": list(getattr(args, "kfp_experiment", [])),
+        "pipelines": list(getattr(args, "kfp_pipeline", [])),
     }
 
 
