@@ -18,6 +18,7 @@ from protoconform.conformance import known_suites
 from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
 
+pytestmark = pytest.mark.slow  # three full checks of every family: the end-to-end tier
 BUDGET_SECONDS = 300
 SEEDS = (0, 1, 2)
 
