@@ -1,9 +1,11 @@
 """``protoconform check``: run the conformance suites against a target.
 
-It checks that the target answers (one clear line and exit status 2 when it
-does not), then runs pytest on the suite modules with the plugin, passing
-the options through.  Exit status: 0 when no case failed outside the baseline,
-1 when some did, 2 for a target or usage problem, 4 when no case was selected.
+It checks that the target answers, and its ``--rest`` and ``--control`` URLs
+when given (one clear line and exit status 2 when one does not), then runs
+pytest on the suite modules with the plugin, passing the options through; the
+plugin leaves out the families the target does not serve.  Exit status: 0
+when no case failed outside the baseline, 1 when some did, 2 for a target or
+usage problem, 4 when no case was selected.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ[TOKEN_ENV] = args.token  # passed to the plugin without showing in argv
     target = Target(
         address=args.target,
+        rest=args.rest,
+        control=args.control,
         tls=args.tls or bool(args.ca or args.cert),
         ca=args.ca,
         cert=args.cert,

@@ -2,7 +2,8 @@
 
 :class:`Target` carries every connection and selection option of a run.
 :func:`probe` checks, before any case runs, that the address speaks gRPC the
-way the options say (plaintext HTTP/2 or TLS), so a target that is down, hangs,
+way the options say (plaintext HTTP/2 or TLS), and that the ``--rest`` and
+``--control`` URLs, when given, answer HTTP; so a target that is down, hangs,
 speaks the other transport or answers garbage gives one clear sentence instead
 of a screenful of identical failures.
 """
@@ -227,7 +228,16 @@ def _tls_context(target: Target) -> ssl.SSLContext:
 
 
 def probe(target: Target, timeout: float = 5.0) -> None:
-    """Check the transport; raise :class:`TargetError` with one clear line when it is wrong."""
+    """Check the gRPC transport, then the REST and control URLs when given; raise
+    :class:`TargetError` with one clear line at the first that is wrong."""
+    _probe_transport(target, timeout)
+    if target.rest:
+        _probe_rest(target, timeout)
+    if target.control:
+        _probe_control(target.control, timeout)
+
+
+def _probe_transport(target: Target, timeout: float) -> None:
     host, port = split_address(target.address)
     address = target.address
     deadline = time.monotonic() + timeout
@@ -324,3 +334,74 @@ def _probe_grpc(target: Target, timeout: float) -> None:
             # UNIMPLEMENTED and the like: a server without the health service still speaks gRPC.
     finally:
         channel.close()
+
+
+def _failure_reason(exc: BaseException, timeout: float) -> str:
+    """Why an HTTP request got no answer, from the innermost cause (requests wraps urllib3 wraps OS)."""
+    import http.client
+
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g}s"
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in causes:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in reversed(causes):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused; is the server running?"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host: {cause.strerror}"
+        if isinstance(cause, TimeoutError):
+            return f"no answer within {timeout:g}s"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed: {cause.reason or cause}"
+        if isinstance(cause, http.client.HTTPException):
+            return "the server does not speak HTTP/1.1; a gRPC-only port?"
+    return type(causes[-1]).__name__
+
+
+def _http_get(option: str, given: str, url: str, timeout: float, **kwargs: Any) -> Any:
+    """``GET url``, any status; :class:`TargetError` naming ``option`` and its value when nothing answers."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.RequestException as exc:
+        raise TargetError(f"{option} {given}: no HTTP answer ({_failure_reason(exc, timeout)})") from None
+
+
+def _probe_rest(target: Target, timeout: float) -> None:
+    """Any HTTP answer will do: the gateway's own paths are what the rest suite checks."""
+    # The same TLS settings as the rest suite's requests.
+    _http_get(
+        "--rest",
+        target.rest,
+        target.rest,
+        timeout,
+        verify=target.ca or True,
+        cert=(target.cert, target.key) if target.cert else None,
+    )
+
+
+def _probe_control(control: str, timeout: float) -> None:
+    """``GET <control>/control`` must answer 200 with JSON, as the mock's control API does."""
+    from protoconform.conformance.control import ControlClient
+
+    client = ControlClient(control)  # only for its URL: the one the control fixture will use
+    url = client.base_url
+    client.close()
+    response = _http_get("--control", control, url, timeout)
+    not_control = "not the control API of a protoconform mock"
+    if response.status_code != 200:
+        raise TargetError(
+            f"--control {control}: GET {url} answered HTTP {response.status_code}, {not_control}"
+        )
+    try:
+        response.json()
+    except ValueError:
+        raise TargetError(
+            f"--control {control}: GET {url} answered 200 without JSON, {not_control}"
+        ) from None

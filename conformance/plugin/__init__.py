@@ -15,7 +15,8 @@ A case that may call methods other than its own lists them in the marker's
 classified by ``specs/<family>/effects.yaml``).
 
 The parts: :mod:`.options` (the options, and the :class:`Target` they make),
-:mod:`.session` (setting up and probing the run), :mod:`.cases` (a case's
+:mod:`.session` (setting up and probing the run), :mod:`.scope` (the
+families the target serves), :mod:`.cases` (a case's
 marker), :mod:`.selection` (collecting and selecting cases), :mod:`.fixtures`
 and :mod:`.recording` (outcomes, reports, the summary).  pytest registers this
 module: the hooks and fixtures below are what it finds here.

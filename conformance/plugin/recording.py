@@ -14,6 +14,7 @@ from protoconform.conformance import baseline as baseline_module
 from protoconform.conformance.caller import Caller, Reply, buf_curl, resolve_method, to_json
 from protoconform.conformance.html import write_html
 from protoconform.conformance.plugin.cases import case_info
+from protoconform.conformance.plugin.scope import Scope
 from protoconform.conformance.reports import CaseResult, Report, write_json
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
@@ -30,6 +31,7 @@ class RunState:
     html_path: str
     used_baseline: set[int]
     probe_error: str = ""
+    scope: Scope | None = None  # which selected families the target serves (none under --list)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -220,6 +222,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for result in report.results:
         if result.outcome == "known":
             write(f"KNOWN {result.line} [baseline: {result.reason}]")
+    for line in state.scope.lines() if state.scope else []:
+        write(line)
     for family, row in report.scores().items():
         if not any(row[outcome] for outcome in ("passed", "failed", "known", "skipped")):
             continue  # nothing of this family was selected

@@ -1,14 +1,16 @@
 """Setting up a run: the target and report from the options, the baseline, the Hypothesis
-profile and seed; and, before any case, a probe of the target."""
+profile and seed; and, before any case, a probe of the target and the families it serves."""
 
 from __future__ import annotations
 
 import pytest
 from protoconform.conformance import baseline as baseline_module
 from protoconform.conformance import hypothesis_profile
+from protoconform.conformance.options import split_values
 from protoconform.conformance.plugin.cases import MARKER
 from protoconform.conformance.plugin.options import target_from_options
 from protoconform.conformance.plugin.recording import STATE, RunState
+from protoconform.conformance.plugin.scope import decide
 from protoconform.conformance.reports import Report
 from protoconform.conformance.target import Target, TargetError, probe
 
@@ -73,13 +75,32 @@ def _describe_run(report: Report, target: Target) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    state = session.config.stash.get(STATE, None)
-    if state is None or state.target is None or session.config.getoption("skip_probe"):
+    config = session.config
+    state = config.stash.get(STATE, None)
+    # --list shows the selection whatever the target serves (it needs no target at all).
+    if state is None or state.target is None or config.getoption("collectonly"):
         return
-    if session.config.getoption("collectonly"):
+    if not config.getoption("skip_probe"):
+        try:
+            probe(state.target)
+        except TargetError as exc:
+            state.probe_error = str(exc)
+            pytest.exit(f"protoconform: {exc}", returncode=2)
+    _scope(state, split_values(config.getoption("api")))
+
+
+def _scope(state: RunState, named: tuple[str, ...]) -> None:
+    """Leave out the families the target does not serve, before collection selects cases."""
+    target = state.target
+    assert target is not None
+    scope = decide(target, named)
+    state.scope = scope
+    report = state.report
+    report.target["scope"] = scope.as_dict()
+    if not scope.skipped:
         return
-    try:
-        probe(state.target)
-    except TargetError as exc:
-        state.probe_error = str(exc)
-        pytest.exit(f"protoconform: {exc}", returncode=2)
+    target.families = tuple(f for f in target.families if f not in scope.skipped)
+    report.families = list(target.families)
+    for family in scope.skipped:
+        report.methods.pop(family, None)
+        report.rules.pop(family, None)
