@@ -37,6 +37,17 @@ def api_choices() -> list[str]:
     return [*FAMILIES, "all"]
 
 
+def percentage(text: str) -> float:
+    """A number from 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 100")
+    return value
+
+
 def _token_default() -> str:
     return os.environ.get(TOKEN_ENV, "")
 
@@ -220,6 +231,14 @@ OPTIONS: tuple[CheckOption, ...] = (
     CheckOption(("--read-only",), "only cases that change nothing on the target", kind=bool, group=RUN),
     CheckOption(
         ("--namespace",), "prefix of everything the run creates", default="", metavar="PREFIX", group=RUN
+    ),
+    CheckOption(
+        ("--min-coverage",),
+        "fail the run when a family's rule coverage (rules a case checked / checkable rules in "
+        "specs) is below this percentage, 0-100",
+        kind=percentage,
+        metavar="PERCENT",
+        group=RUN,
     ),
     CheckOption(
         ("--lenient",),

@@ -1,9 +1,9 @@
 """Results of a run as data, and the JSON report.
 
 Every case of a run becomes a :class:`CaseResult`.  The :class:`Report` derives
-what the other formats show: the score per family, the matrix of service, method and
-suite, the failures with their reproducers, and which rules of the
-selected families no case checked.
+what the other formats show: the score per family, the rule coverage (rules a case
+checked out of the checkable rules in specs, the unchecked ones named), the matrix of
+service, method and suite, and the failures with their reproducers.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class Report:
     results: list[CaseResult] = field(default_factory=list)
     methods: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # family -> service -> methods
     rules: dict[str, list[str]] = field(default_factory=dict)  # family -> rule ids in specs
+    not_checkable: dict[str, dict[str, str]] = field(default_factory=dict)  # family -> rule id -> why
+    min_coverage: float | None = None  # --min-coverage: the run fails below it
     stale_baseline: list[dict[str, str]] = field(default_factory=list)
     exit_status: int = 0
 
@@ -113,9 +115,35 @@ class Report:
         return [r for r in self.results if r.outcome in ("failed", "known")]
 
     def uncovered_rules(self) -> dict[str, list[str]]:
-        """Rules of the selected families that no case of this run named."""
-        named = {r.rule for r in self.results if r.rule}
-        return {family: sorted(set(ids) - named) for family, ids in self.rules.items()}
+        """Rules of the selected families that no case of this run checked (a skipped case checks
+        nothing), apart from those marked ``not_checkable``."""
+        checked = {r.rule for r in self.results if r.rule and r.outcome != "skipped"}
+        return {
+            family: sorted(set(ids) - checked - set(self.not_checkable.get(family, {})))
+            for family, ids in self.rules.items()
+        }
+
+    def coverage(self) -> dict[str, dict[str, Any]]:
+        """Per family: rules checked by a case of this run out of the checkable rules in specs."""
+        table = {}
+        uncovered = self.uncovered_rules()
+        for family, ids in self.rules.items():
+            marked = len(self.not_checkable.get(family, {}))
+            checkable = len(ids) - marked
+            checked = checkable - len(uncovered[family])
+            table[family] = {
+                "checked": checked,
+                "checkable": checkable,
+                "not_checkable": marked,
+                "percent": round(100.0 * checked / checkable, 1) if checkable else 100.0,
+            }
+        return table
+
+    def below_min_coverage(self) -> list[str]:
+        """Families whose rule coverage is under ``min_coverage`` (none when it is not set)."""
+        if self.min_coverage is None:
+            return []
+        return [f for f, row in self.coverage().items() if row["percent"] < self.min_coverage]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -136,7 +164,10 @@ class Report:
             "failures": [r.line for r in self.failures() if r.outcome == "failed"],
             "known": [{"line": r.line, "reason": r.reason} for r in self.failures() if r.outcome == "known"],
             "stale_baseline": self.stale_baseline,
+            "coverage": self.coverage(),
+            "min_coverage": self.min_coverage,
             "uncovered_rules": self.uncovered_rules(),
+            "not_checkable_rules": self.not_checkable,
             "cases": [{**asdict(r), "method": r.method} for r in self.results],
         }
 

@@ -46,6 +46,7 @@ class Rule:
     field: str = ""  # dotted field path the rule is about (named in error messages)
     real_code: str = ""  # what the real server answers when it differs (by accident or version)
     real_note: str = ""
+    not_checkable: str = ""  # why no client can check it over the wire (reported apart from coverage)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # kind-specific: min, max, regex...
 
     @property
@@ -171,6 +172,7 @@ def parse(
                 field=raw.pop("field", ""),
                 real_code=raw.pop("real_code", ""),
                 real_note=raw.pop("real_note", ""),
+                not_checkable=raw.pop("not_checkable", ""),
                 params=raw,
             )
         for name, raw in (doc.get("state_machines") or {}).items():

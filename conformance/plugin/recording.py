@@ -203,6 +203,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ]
     if state.probe_error or session.config.getoption("collectonly"):
         return
+    if report.below_min_coverage() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the coverage gate failed the run
+        report.exit_status = int(session.exitstatus)
     if state.json_path:
         write_json(report, state.json_path)
     if state.html_path:
@@ -228,10 +231,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if not any(row[outcome] for outcome in ("passed", "failed", "known", "skipped")):
             continue  # nothing of this family was selected
         score = "n/a" if row["score"] is None else f"{row['score']:.1f}%"
+        covered = report.coverage().get(family)
+        coverage = ""
+        if covered is not None:
+            marked = f", {covered['not_checkable']} not checkable" if covered["not_checkable"] else ""
+            coverage = (
+                f"; rules checked {covered['checked']}/{covered['checkable']} "
+                f"({covered['percent']:.1f}%{marked})"
+            )
         write(
             f"{family}: score {score} ({row['passed']} passed, {row['failed']} failed, "
-            f"{row['known']} known, {row['skipped']} skipped)"
+            f"{row['known']} known, {row['skipped']} skipped){coverage}"
         )
+        unchecked = report.uncovered_rules().get(family)
+        if unchecked:
+            write(f"{family}: rules no case checked: {', '.join(unchecked)}")
+    for family in report.below_min_coverage():
+        percent = report.coverage()[family]["percent"]
+        write(f"FAIL {family}: rule coverage {percent:.1f}% is below --min-coverage {report.min_coverage:g}%")
     for entry in report.stale_baseline:
         write(f"stale baseline entry: {entry['rule']} {entry['method']}".rstrip())
     for path in filter(None, [getattr(config.option, "xmlpath", None), state.json_path, state.html_path]):

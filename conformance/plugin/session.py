@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         max_examples=target.max_examples if target else 0,
         read_only=bool(target and target.read_only),
         lenient=bool(target and target.lenient),
+        min_coverage=config.getoption("min_coverage"),
     )
     config.stash[STATE] = RunState(
         target, report, base, config.getoption("pc_json"), config.getoption("pc_html"), set()
@@ -71,7 +72,9 @@ def _describe_run(report: Report, target: Target) -> None:
         for service in load_inventory(family)["services"]:
             services[service["name"]] = [m["name"] for m in service["methods"]]
         report.methods[family] = services
-        report.rules[family] = sorted(load(family).rules)
+        rules = load(family).rules
+        report.rules[family] = sorted(rules)
+        report.not_checkable[family] = {i: r.not_checkable for i, r in rules.items() if r.not_checkable}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -104,3 +107,4 @@ def _scope(state: RunState, named: tuple[str, ...]) -> None:
     for family in scope.skipped:
         report.methods.pop(family, None)
         report.rules.pop(family, None)
+        report.not_checkable.pop(family, None)
