@@ -39,6 +39,7 @@ from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.hypothesis_profile import harness_settings
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
+from protoconform.conformance.suites import rest_json
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
@@ -203,6 +204,27 @@ def rest_fail(
     )
 
 
+def check_convention(family: str, rest: Rest, reply: HttpReply, method: Method) -> None:
+    """The raw JSON of a 200 reply, held to the family's documented key, enum and integer style."""
+    rules = rest_json.convention(family)
+    if rules is None:
+        return
+    body = reply.json()
+    response_type = default_registry().message_class(method.response_type).DESCRIPTOR
+    field_name = http_rule(method).response_body
+    if field_name:  # the body is that one field of the response
+        field = response_type.fields_by_name[field_name]
+        problem = rest_json.value_violation(field, body, rules, field.name)
+    else:
+        problem = rest_json.message_violation(response_type, body, rules)
+    if problem:
+        expected = (
+            f"{family} REST JSON: keys as {rules.keys}, enums as {rules.enums}, "
+            f"64-bit integers as {rules.int64}, zero values {rules.unpopulated}"
+        )
+        raise rest_fail(rest, reply, method, rules.rule, expected, problem)
+
+
 def parse_json(method: Method, data: Any, response: bool = True) -> message.Message:
     registry = default_registry()
     cls = registry.message_class(method.response_type if response else method.request_type)
@@ -330,7 +352,9 @@ def check_error(case: Case, rest: Rest, rpc: Caller, target: Target, scenario: e
     strategies.set_path(request, rule.field, str(uuid.UUID(int=scenario.rng.getrandbits(128), version=4)))
     reply = rest.send(transcode(method, request))
     codes = rule.accepted_codes(target.strict)
-    statuses = {HTTP_STATUS[c] for c in codes}
+    convention = rest_json.convention(case.family)
+    status_of = {**HTTP_STATUS, "CANCELLED": convention.cancelled_status} if convention else HTTP_STATUS
+    statuses = {status_of[c] for c in codes}
     expected = " or ".join(f"HTTP {s}" for s in sorted(statuses)) + " with an error body"
     body = reply.json()
     numbers = {grpc.StatusCode[c].value[0] for c in codes}
@@ -340,6 +364,12 @@ def check_error(case: Case, rest: Rest, rpc: Caller, target: Target, scenario: e
         raise rest_fail(
             rest, reply, method, rule.id, f"an error body with code {sorted(numbers)}", reply.text[:120]
         )
+    if convention is None or reply.status == 200:
+        return
+    problem = rest_json.error_violation(body, convention)
+    if problem:
+        expected = f"a {case.family} error body ({', '.join(convention.error_keys)})"
+        raise rest_fail(rest, reply, method, convention.rule, expected, problem)
 
 
 # -- parity -----------------------------------------------------------------------------------------------
@@ -362,6 +392,7 @@ def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> 
         raise rest_fail(
             rest, over_rest, method, "", "HTTP 200 as gRPC answered OK", f"HTTP {over_rest.status}"
         )
+    check_convention(case.family, rest, over_rest, method)
     try:
         parsed = parse_json(method, over_rest.json())
     except (json_format.ParseError, TypeError) as exc:
@@ -396,6 +427,7 @@ def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: 
     response = parse_json(method, created.json())
     grpc_reply = rpc(method, request)  # the other way round: made over gRPC, read over REST
     try:
+        check_convention(case.family, rest, created, method)
         from_rest = _reply_like(method, response)
         read = spec.read(env, from_rest)
         if not read.ok:
@@ -412,6 +444,7 @@ def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: 
                 raise rest_fail(
                     rest, over_rest, read_method, spec.rule, "HTTP 200", f"HTTP {over_rest.status}"
                 )
+            check_convention(case.family, rest, over_rest, read_method)
             parsed = parse_json(read_method, over_rest.json())
             _compare(
                 spec,

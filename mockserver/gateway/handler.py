@@ -10,6 +10,7 @@ newline-delimited ``{"result": ...}`` chunks, as grpc-gateway streams them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ERROR_AS_200 = defects.ERROR_AS_200
+CAMEL_CASE_KEYS = defects.CAMEL_CASE_KEYS
 
 # HTTP headers grpc-gateway forwards as "grpcgateway-<name>" metadata (isPermanentHTTPHeader).
 _PERMANENT_HEADERS = frozenset(
@@ -121,7 +123,10 @@ class Gateway:
 
     def _marshalers(self, request: web.Request, convention: Convention) -> tuple[Marshaler, Marshaler]:
         inbound = convention.inbound(request.headers.getall("Content-Type", []))
-        return inbound, convention.outbound(request.headers.getall("Accept", []), inbound)
+        outbound = convention.outbound(request.headers.getall("Accept", []), inbound)
+        if CAMEL_CASE_KEYS in self.server.dispatcher.defects and outbound.kind == "json":
+            outbound = dataclasses.replace(outbound, proto_names=False)
+        return inbound, outbound
 
     def _routing_error(self, request: web.Request, convention: Convention, status: int) -> web.Response:
         _, outbound = self._marshalers(request, convention)
