@@ -11,6 +11,7 @@ usage problem, 4 when no case was selected.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -76,17 +77,19 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import hypothesis  # noqa: F401
-        import pytest
-        import schemathesis  # noqa: F401
-    except ImportError as exc:  # a base install serves; the harness is the [check] extra
+    # a base install serves; the harness is the [check] extra (found, not imported: pytest
+    # must import them itself to rewrite their asserts)
+    missing = [
+        name for name in ("pytest", "hypothesis", "schemathesis") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
         print(
-            f"protoconform check: needs the harness ({exc.name} is missing): "
+            f"protoconform check: needs the harness ({missing[0]} is missing): "
             "pip install 'protoconform[check]'",
             file=sys.stderr,
         )
         return 2
+    import pytest
     from protoconform.conformance.target import Target, TargetError, probe
 
     if args.token:

@@ -34,12 +34,12 @@ from google.api import annotations_pb2
 from google.protobuf import json_format, message
 from hypothesis import Phase, given
 from protoconform.conformance import examples as ex
+from protoconform.conformance import json_convention as rest_json
 from protoconform.conformance import strategies
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.hypothesis_profile import harness_settings
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
-from protoconform.conformance.suites import rest_json
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine_support import Engine, engine_server, run_check  # noqa: F401  (fixture)
 from google.protobuf import descriptor
-from protoconform.conformance.suites import rest_json
+from protoconform.conformance import json_convention as rest_json
 from protoconform.mockserver.gateway import conventions, defects
 from protoconform.specs.registry import default_registry
 
