@@ -12,32 +12,28 @@ has no usable file: :func:`compile_protos` then says how to rebuild it.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message
+from google.protobuf import descriptor_pb2, message
+
+# The build step's module imports only the standard library and protobuf: one copy of these.
+from protoconform.protos.build import (
+    DESCRIPTOR_SET,
+    ProtoCompileError,
+    load_into_default_pool,
+    proto_files,
+)
 
 __all__ = ["DESCRIPTOR_SET", "PROTO_ROOT", "ProtoCompileError", "compile_protos", "proto_files"]
 
 PROTO_ROOT = Path(__file__).resolve().parent
-DESCRIPTOR_SET = "descriptors.binpb"  # written by the build, next to this file
 
 _REBUILD_HINT = (
     "rebuild it with `python -m protoconform.protos.build` (source checkout or editable install), "
     "or reinstall from the project root: `pip install -e .` or `pip install .`"
 )
-
-
-class ProtoCompileError(RuntimeError):
-    """Our compiled descriptors are missing, stale or unusable; the message says why."""
-
-
-def proto_files() -> list[str]:
-    """Names of our .proto files relative to :data:`PROTO_ROOT` (posix, sorted)."""
-    return sorted(path.relative_to(PROTO_ROOT).as_posix() for path in PROTO_ROOT.rglob("*.proto"))
 
 
 def compile_protos() -> descriptor_pb2.FileDescriptorSet:
@@ -48,9 +44,7 @@ def compile_protos() -> descriptor_pb2.FileDescriptorSet:
     """
     payload = _payload()
     files = descriptor_pb2.FileDescriptorSet.FromString(payload).file
-    _load_into_default_pool(
-        {dep for file in files for dep in file.dependency} - {file.name for file in files}
-    )
+    load_into_default_pool({dep for file in files for dep in file.dependency} - {file.name for file in files})
     # Parsed again now that imported option extensions (google.api.http) are
     # registered, so they come back as extensions rather than unknown fields.
     return descriptor_pb2.FileDescriptorSet.FromString(payload)
@@ -95,20 +89,3 @@ def _check_fresh(compiled: Path) -> None:
     newer = [name for name in proto_files() if (PROTO_ROOT / name).stat().st_mtime_ns > built]
     if newer:
         raise ProtoCompileError(f"{compiled} is older than {', '.join(newer)}; {_REBUILD_HINT}")
-
-
-# -- descriptors of imported files ---------------------------------------------
-
-
-def _load_into_default_pool(names: Iterable[str]) -> list[descriptor.FileDescriptor]:
-    """Import the generated module of each .proto name and return its descriptor."""
-    pool = descriptor_pool.Default()
-    files = []
-    for name in sorted(names):
-        module = name.removesuffix(".proto").replace("/", ".") + "_pb2"
-        try:
-            importlib.import_module(module)
-            files.append(pool.FindFileByName(name))
-        except (ImportError, KeyError) as exc:
-            raise ProtoCompileError(f"{name}: imported in protos/ but no module {module} defines it") from exc
-    return files

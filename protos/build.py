@@ -48,9 +48,9 @@ _EXPECTED_WARNINGS = (
 log = logging.getLogger(__name__)
 
 
-# Defined here as well as in the package: setup.py loads this file on its own.
+# The package re-exports it; setup.py loads this file on its own, by path.
 class ProtoCompileError(RuntimeError):
-    """protoc rejected the sources; the message carries its diagnostics."""
+    """Our descriptors cannot be compiled or loaded (missing, stale, unusable); the message says why."""
 
 
 def proto_files(root: Path = HERE) -> list[str]:
