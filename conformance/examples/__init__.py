@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from protoconform.conformance.examples.expectations import field_mismatch, lookup
 from protoconform.conformance.examples.parsing import (
     Example,
     ExampleError,
@@ -16,7 +17,7 @@ from protoconform.conformance.examples.parsing import (
     placeholders,
     without,
 )
-from protoconform.conformance.examples.running import Scenario, field_mismatch, lookup
+from protoconform.conformance.examples.running import Scenario
 
 __all__ = [
     "Example",

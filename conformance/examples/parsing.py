@@ -60,6 +60,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from protoconform.conformance.examples import expectations
 from protoconform.conformance.verdict import short_method
 from protoconform.specs import rules as spec_rules
 from protoconform.specs.registry import Registry
@@ -100,7 +101,7 @@ class Example:
     cleanup: tuple[dict[str, Any], ...] = ()
     rule: str = ""  # set for counter-examples: the rule the call must break
     expect: str = ""  # counter-examples: a code other than the rule's
-    reply: dict[str, Any] = field(default_factory=dict)  # counter-examples: {field: path, in: [values]}
+    reply: tuple[dict[str, Any], ...] = ()  # counter-examples: what the in-band reply holds (expectations)
     then: tuple[Step, ...] = ()  # steps after the call, to see its effect (``reply`` is bound)
 
     @property
@@ -211,7 +212,10 @@ class FamilyExamples:
         """A counter-example: a call of ``method`` that must break ``rule_id``."""
         example = self._example(method, raw, where=where)
         counter = replace(
-            example, rule=rule_id, expect=str(raw.get("expect", "")), reply=dict(raw.get("reply") or {})
+            example,
+            rule=rule_id,
+            expect=str(raw.get("expect", "")),
+            reply=self._expectations(raw.get("reply"), where),
         )
         self.cases.setdefault(rule_id, []).append(counter)
 
@@ -252,8 +256,9 @@ class FamilyExamples:
     def _expectations(raw: Any, where: str) -> tuple[dict[str, Any], ...]:
         items = [raw] if isinstance(raw, dict) else list(raw or [])
         for item in items:
-            if not isinstance(item, dict) or "field" not in item or not ({"in", "not_in"} & item.keys()):
-                raise ExampleError(f"{where}.reply: each entry is {{field: path, in: [...]}} or not_in")
+            problem = expectations.malformed(item)
+            if problem:
+                raise ExampleError(f"{where}.reply: {problem}")
         return tuple(items)
 
     def _example(self, method: str, raw: dict[str, Any], where: str) -> Example:
@@ -288,7 +293,7 @@ class FamilyExamples:
         """Each step refers only to names bound before it (``bound``, then earlier steps)."""
         known = set(bound)
         for step in steps:
-            unknown = placeholders([step.request, step.requests]) - BUILTINS - known
+            unknown = placeholders([step.request, step.requests, list(step.reply)]) - BUILTINS - known
             if unknown:
                 raise ExampleError(f"{where}.{step.name}: refers to {sorted(unknown)} before they are bound")
             known.add(step.name)

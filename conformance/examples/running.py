@@ -13,7 +13,6 @@ import base64
 import contextlib
 import datetime
 import itertools
-import json
 import random
 import re
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from google.protobuf import json_format, message
 from protoconform.conformance.caller import Caller, Reply
+from protoconform.conformance.examples.expectations import field_mismatch, lookup, lookup_or_none
 from protoconform.conformance.examples.parsing import (
     BUILTINS,
     PLACEHOLDER,
@@ -32,23 +32,6 @@ from protoconform.conformance.examples.parsing import (
     book,
 )
 from protoconform.conformance.verdict import Mismatch, short_method
-
-
-def lookup(bindings: dict[str, Any], dotted: str) -> Any:
-    parts = dotted.split(".")
-    value: Any = bindings
-    for i, part in enumerate(parts):
-        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
-            with contextlib.suppress(ValueError):  # a string holding JSON (a workflow manifest): walk in
-                value = json.loads(value)
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            where = ".".join(parts[:i]) or parts[0]
-            raise KeyError(f"${{{dotted}}}: {where} has no {part!r}")
-    return value
 
 
 def as_dict(msg: message.Message) -> dict[str, Any]:
@@ -186,7 +169,7 @@ class Scenario:
         if step.reply:
             data = self.bind(reply)
             for wanted in step.reply:
-                problem = field_mismatch(data, wanted)
+                problem = field_mismatch(data, {**self.resolve(wanted, bindings), "field": wanted["field"]})
                 if problem is not None:
                     raise Mismatch(
                         *problem, rule="", method=reply.name, reply=reply, detail=f"{phase} {step.name!r}"
@@ -202,7 +185,7 @@ class Scenario:
         deadline = time.monotonic() + float(step.until.get("timeout", 30))
         interval = float(step.until.get("interval", 0.1))
         while True:
-            value = _lookup_or_none(self.bind(reply), path)
+            value = lookup_or_none(self.bind(reply), path)
             if str(value) in wanted:
                 return reply
             if time.monotonic() > deadline:
@@ -256,34 +239,8 @@ class Scenario:
         return self.rpc.build(m, data)
 
 
-def field_mismatch(data: Any, wanted: dict[str, Any]) -> tuple[str, str] | None:
-    """``(expected, actual)`` when ``data`` breaks ``{field: path, in: [...]}`` (or ``not_in``), else None.
-
-    Values compare as text (enum names, protojson numbers and timestamps); a missing field
-    satisfies neither form."""
-    path = str(wanted["field"])
-    value = _lookup_or_none(data, path)
-    shown = "nothing" if value is None else (str(value) or "''")
-    if "in" in wanted:
-        accepted = [str(v) for v in wanted["in"]]
-        if value is None or str(value) not in accepted:
-            return f"{path} in {accepted}", shown
-    if "not_in" in wanted:
-        refused = [str(v) for v in wanted["not_in"]]
-        if value is None or str(value) in refused:
-            return f"{path} not in {refused}", shown
-    return None
-
-
 def _number(value: Any, ref: str) -> int:
     try:
         return int(value)  # protojson writes 64-bit integers as strings
     except (TypeError, ValueError):
         raise Mismatch("a number", value, rule="", detail=f"${{{ref}}} is not a number") from None
-
-
-def _lookup_or_none(data: Any, dotted: str) -> Any:
-    try:
-        return lookup(data, dotted)
-    except KeyError:
-        return None
