@@ -35,6 +35,7 @@ class CaseResult:
     details: str = ""
     reason: str = ""  # why skipped, or the baseline's reason for a known deviation
     reproducer: dict[str, str] | None = None  # {"method", "request", "command"}
+    also_checked: list[str] = field(default_factory=list)  # rules the case checked besides its own
 
     @property
     def short_method(self) -> str:
@@ -117,7 +118,9 @@ class Report:
     def uncovered_rules(self) -> dict[str, list[str]]:
         """Rules of the selected families that no case of this run checked (a skipped case checks
         nothing), apart from those marked ``not_checkable``."""
-        checked = {r.rule for r in self.results if r.rule and r.outcome != "skipped"}
+        checked = {
+            rule for r in self.results if r.outcome != "skipped" for rule in (r.rule, *r.also_checked) if rule
+        }
         return {
             family: sorted(set(ids) - checked - set(self.not_checkable.get(family, {})))
             for family, ids in self.rules.items()

@@ -35,6 +35,14 @@ class RunState:
 
 
 STATE = pytest.StashKey[RunState]()
+ALSO_CHECKED = pytest.StashKey[list[str]]()
+
+
+def checked_too(item: pytest.Item, *rules: str) -> None:
+    """Say that the running case also checked these rules (besides the one it is named after):
+    coverage counts them when the case ran (a skipped case checked nothing)."""
+    found = item.stash.setdefault(ALSO_CHECKED, [])
+    found.extend(r for r in rules if r and r not in found)
 
 
 def _reproducer(
@@ -62,6 +70,7 @@ def record(
         suite=info["suite"],
         rule=info["rule"],
         outcome=outcome,
+        also_checked=list(item.stash.get(ALSO_CHECKED, [])),
         **fields,
     )
     state.report.results.append(result)
