@@ -48,6 +48,7 @@ class Env:
     settle_timeout: float = 30.0  # wall seconds a model waits for automatic progress
     cleanup: list[Callable[[], Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # things several checks share (populations)
+    checked_rules: set[str] = field(default_factory=set)  # rules a check really compared (coverage)
     _counter: Iterable[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -64,6 +65,20 @@ class Env:
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules.rule(rule_id)
+
+    def covered(self, *rule_ids: str) -> None:
+        """Say that a check just compared the target with these rules (the run's coverage counts them).
+
+        Call it where the rule's meaning was checked, not where a call merely had to succeed."""
+        unknown = [r for r in rule_ids if r not in self.rules.rules]
+        if unknown:
+            raise KeyError(f"no rule {unknown} in specs")  # a typo would count nothing
+        self.checked_rules.update(rule_ids)
+
+    def take_checked(self) -> list[str]:
+        """The rules checked since the last call (for the case that just ran), forgetting them."""
+        found, self.checked_rules = sorted(self.checked_rules), set()
+        return found
 
     def full(self, method: str) -> str:
         """``Service.Method`` -> the full method name (as rules store it)."""
@@ -99,6 +114,7 @@ def expect_codes(reply: Reply, codes: set[str], rule: Rule | str, detail: str = 
 def expect_rule(env: Env, reply: Reply, rule: Rule, detail: str = "") -> None:
     """The reply's status must be the rule's code (or its real code when lenient)."""
     expect_codes(reply, env.accepted(rule), rule, detail)
+    env.covered(rule.id)
 
 
 def expect_ok(reply: Reply, rule: Rule | str, detail: str = "") -> None:

@@ -34,6 +34,7 @@ from protoconform.conformance import strategies
 from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model, listing, roundtrip
 from protoconform.conformance.models.base import Env, fail, run_property
+from protoconform.conformance.plugin.recording import checked_too
 from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
@@ -138,17 +139,27 @@ def envs(channel: Any, registry: Any, target: Target, control: Any) -> Iterator[
                 action()
 
 
-def test_property(case: Case, target: Target, envs: Callable[[str], Env], scenario: ex.Scenario) -> None:
+def test_property(
+    case: Case,
+    target: Target,
+    envs: Callable[[str], Env],
+    scenario: ex.Scenario,
+    request: pytest.FixtureRequest,
+) -> None:
     env = envs(case.family)
+    env.take_checked()  # the module's environment is shared: count only this case's checks
     model = family_model(case.family)
-    if case.kind in LIST_KINDS:
-        check_list(case, model.lists(env)[case.index], target)
-    elif case.kind == "roundtrip":
-        check_roundtrip(case, model.roundtrips()[case.index], env, target)
-    elif case.kind == "invalid":
-        check_invalid(case, target, scenario)
-    else:
-        check_valid(case, target, scenario)
+    try:
+        if case.kind in LIST_KINDS:
+            check_list(case, model.lists(env)[case.index], target)
+        elif case.kind == "roundtrip":
+            check_roundtrip(case, model.roundtrips()[case.index], env, target)
+        elif case.kind == "invalid":
+            check_invalid(case, target, scenario)
+        else:
+            check_valid(case, target, scenario)
+    finally:
+        checked_too(request.node, *env.take_checked())
 
 
 # -- lists ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_machine
 from protoconform.conformance.models.machine import LifecycleMachine, check_action
+from protoconform.conformance.plugin.recording import checked_too
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.specs import FAMILIES
@@ -86,10 +87,16 @@ def environment(case: Case, rpc: Caller, target: Target, control: Any, namespace
     )
 
 
-def test_model(case: Case, rpc: Caller, target: Target, control: Any, namespace: str) -> None:
-    new_machine = partial(case.machine, environment(case, rpc, target, control, namespace))
-    if case.action:
-        if check_action(new_machine, case.action) == 0:
-            pytest.skip(f"no state of {case.machine.MACHINE} could be reached to call {case.action} from")
-        return
-    run_machine(new_machine, seed=target.seed, max_examples=target.max_examples)
+def test_model(
+    case: Case, rpc: Caller, target: Target, control: Any, namespace: str, request: pytest.FixtureRequest
+) -> None:
+    env = environment(case, rpc, target, control, namespace)
+    new_machine = partial(case.machine, env)
+    try:
+        if case.action:
+            if check_action(new_machine, case.action) == 0:
+                pytest.skip(f"no state of {case.machine.MACHINE} could be reached to call {case.action} from")
+            return
+        run_machine(new_machine, seed=target.seed, max_examples=target.max_examples)
+    finally:
+        checked_too(request.node, *env.take_checked())

@@ -20,6 +20,7 @@ from protoconform.conformance.caller import Caller
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
 from protoconform.conformance.models.streams import StreamCheck
+from protoconform.conformance.plugin.recording import checked_too
 from protoconform.conformance.suites._shared import parametrize_cases, run_settings
 from protoconform.conformance.target import Target
 from protoconform.specs import FAMILIES
@@ -90,5 +91,8 @@ def runner(target: Target) -> Callable[..., None]:
     return run
 
 
-def test_stream(case: Case, env: Env, target: Target) -> None:
-    case.check.run(env, runner(target))
+def test_stream(case: Case, env: Env, target: Target, request: pytest.FixtureRequest) -> None:
+    try:
+        case.check.run(env, runner(target))
+    finally:
+        checked_too(request.node, *env.take_checked())
