@@ -102,8 +102,11 @@ def test_schemathesis_catches_errors_answered_as_200(fresh_server: ThreadedServe
 
 
 def test_schemathesis_finds_nothing_against_flyte_but_unimplemented(fresh_server: ThreadedServer) -> None:
-    # Every Flyte RPC answers UNIMPLEMENTED until Flyte's handlers land: bodies and content types
-    # are still checked, and any 5xx other than that 501 fails the run.
+    # AdminService is served; the other Flyte services still answer UNIMPLEMENTED: bodies and content
+    # types are checked, and any 5xx other than that 501 fails the run.  The document describes
+    # flyteadmin's application/json marshaler (snake_case), which is what the requests ask for.
     checks = "response_schema_conformance,content_type_conformance,server_error_other_than_unimplemented"
-    run = _schemathesis(fresh_server, "flyte", checks, "--phases", "fuzzing", "-n", "2")
+    run = _schemathesis(
+        fresh_server, "flyte", checks, "--phases", "fuzzing", "-n", "2", "-H", "Accept: application/json"
+    )
     assert run.returncode == 0, run.stdout[-4000:]

@@ -1,0 +1,452 @@
+"""A simulated flytepropeller on the virtual clock, reporting through the event handlers' own code.
+
+For each execution it sends what propeller would: workflow QUEUED, RUNNING;
+``start-node`` SUCCEEDED with the workflow inputs; each node, once the nodes it
+depends on have succeeded, QUEUED then RUNNING, with task attempts QUEUED,
+RUNNING (phase version 0, then 1 with a log link), SUCCEEDED; ``end-node`` with
+the workflow outputs; workflow SUCCEEDING, SUCCEEDED.  Every report goes through
+:mod:`.events`, so the records are exactly those the events make.  Task outputs
+come from :func:`.literals.compute_outputs`.
+
+Failures are asked for (keys in ``specs/flyte/propeller.yaml``): execution
+labels ``protoconform.io/fail-node: <node id>`` with ``protoconform.io/fail-mode:
+error|timeout`` and ``protoconform.io/fail-attempts: N``, or the same
+``protoconform.io/fail`` / ``fail-attempts`` keys in a task's ``config``.  A
+failing attempt with retries left is RETRYABLE_FAILED and the next attempt runs;
+the last one fails the node (FAILED, or TIMED_OUT) and the workflow.  With only
+the first N attempts failing, a task with enough retries ends SUCCEEDED.
+
+TerminateExecution (the execution is ABORTING) stops the run; a step later its
+running task attempts and nodes are ABORTED and the workflow ABORTED.  A
+recovered execution reports the nodes its source completed as RECOVERED.
+
+``--flyte-propeller off`` turns all of this off: executions move only by events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from protoconform.mockserver.apis.flyte import events, literals
+from protoconform.mockserver.apis.flyte.compiler import END_NODE, START_NODE
+from protoconform.mockserver.apis.flyte.errors import Violation
+from protoconform.mockserver.apis.flyte.state import key_of
+from protoconform.mockserver.apis.flyte.wire import copy, stamp, text
+from protoconform.mockserver.clock import Timer
+
+if TYPE_CHECKING:
+    from protoconform.mockserver.apis.flyte.state import ExecKey, ExecutionRecord, State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeRun:
+    node: Any  # core.Node
+    status: str = "pending"  # pending | running | succeeded | failed
+    attempt: int = 0
+    inputs_uri: str = ""
+    inputs: Any = None
+
+
+@dataclass
+class Run:
+    key: ExecKey
+    execution_id: Any
+    template: Any  # the compiled primary workflow template
+    upstream: dict[str, list[str]]
+    tasks: dict[str, Any]  # text(task id) -> TaskTemplate
+    inputs: Any
+    plan: dict[str, str]
+    source: ExecKey | None = None
+    nodes: dict[str, NodeRun] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    timers: list[Timer] = field(default_factory=list)
+    failed: Any = None  # the core.ExecutionError of the first node that failed
+    finishing: bool = False  # the workflow's last events are scheduled
+    done: bool = False
+
+
+class Propeller:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.runs: dict[ExecKey, Run] = {}
+        self.keys: dict[str, str] = dict(state.rules.extra["propeller"]["keys"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.state.settings.propeller
+
+    # -- scheduling -----------------------------------------------------------------------------------
+    def _later(
+        self, run: Run, delay: float, step: Callable[..., None], *args: Any, final: bool = False
+    ) -> None:
+        def fire() -> None:
+            if run.done and not final:
+                return
+            try:
+                step(run, *args)
+            except Violation as refused:
+                # an outside producer moved the execution (e.g. to a terminal phase): stop quietly
+                log.info("simulated propeller stops %s: %s", text(run.execution_id), refused.rule_id)
+                run.done = True
+
+        run.timers.append(self.state.clock.call_later(delay, fire))
+
+    def _step(self) -> float:
+        return self.state.settings.step_seconds
+
+    # -- starting ---------------------------------------------------------------------------------------
+    def start(self, record: ExecutionRecord, source: ExecutionRecord | None = None) -> None:
+        if not self.enabled:
+            return
+        state = self.state
+        workflow = state.table("workflows").get(key_of(record.execution.closure.workflow_id))
+        if workflow is None:
+            return
+        closure = workflow.workflow.closure.compiled_workflow
+        upstream = {node_id: list(ids.ids) for node_id, ids in closure.primary.connections.upstream.items()}
+        tasks = {text(t.template.id): t.template for t in closure.tasks}
+        run = Run(
+            record.key,
+            copy(record.execution.id),
+            closure.primary.template,
+            upstream,
+            tasks,
+            state.get_literals(record.inputs_uri),
+            self._plan(record),
+            source.key
+            if source is not None and record.execution.spec.metadata.mode == self._recovered()
+            else None,
+        )
+        for node in run.template.nodes:
+            if node.id not in (START_NODE, END_NODE):
+                run.nodes[node.id] = NodeRun(node)
+        self.runs[record.key] = run
+        self._later(run, self._step(), self._queued)
+
+    def _recovered(self) -> int:
+        return self.state.wire.number("admin.ExecutionMetadata.ExecutionMode", "RECOVERED")
+
+    def _plan(self, record: ExecutionRecord) -> dict[str, str]:
+        labels = record.execution.spec.labels.values
+        return {name: labels[key] for name, key in self.keys.items() if key in labels}
+
+    # -- reports ---------------------------------------------------------------------------------------
+    def _workflow_event(self, run: Run, phase: str, **result: Any) -> None:
+        wire = self.state.wire
+        event = wire.new(
+            "event.WorkflowExecutionEvent", execution_id=run.execution_id, producer_id=events.DEFAULT_PRODUCER
+        )
+        event.phase = wire.number("core.WorkflowExecution.Phase", phase)
+        event.occurred_at.CopyFrom(stamp(self.state.now()))
+        for name, value in result.items():
+            if name == "error":
+                event.error.CopyFrom(value)
+            else:
+                setattr(event, name, value)
+        events.apply_workflow_event(self.state, event)
+
+    def _node_id(self, run: Run, node_id: str) -> Any:
+        return self.state.wire.new(
+            "core.NodeExecutionIdentifier", node_id=node_id, execution_id=run.execution_id
+        )
+
+    def _node_event(self, run: Run, node_id: str, phase: str, name: str = "", **result: Any) -> None:
+        wire = self.state.wire
+        event = wire.new(
+            "event.NodeExecutionEvent", id=self._node_id(run, node_id), producer_id=events.DEFAULT_PRODUCER
+        )
+        event.phase = wire.number("core.NodeExecution.Phase", phase)
+        event.occurred_at.CopyFrom(stamp(self.state.now()))
+        event.spec_node_id = node_id
+        event.node_name = name or node_id
+        for key, value in result.items():
+            if key == "error":
+                event.error.CopyFrom(value)
+            else:
+                setattr(event, key, value)
+        events.apply_node_event(self.state, event)
+
+    def _task_event(self, run: Run, node: NodeRun, phase: str, version: int = 0, **result: Any) -> None:
+        wire = self.state.wire
+        template = self._template(run, node)
+        event = wire.new(
+            "event.TaskExecutionEvent", producer_id=events.DEFAULT_PRODUCER, retry_attempt=node.attempt
+        )
+        event.task_id.CopyFrom(template.id)
+        event.parent_node_execution_id.CopyFrom(self._node_id(run, node.node.id))
+        event.phase = wire.number("core.TaskExecution.Phase", phase)
+        event.phase_version = version
+        event.occurred_at.CopyFrom(stamp(self.state.now()))
+        event.task_type = template.type
+        event.input_uri = node.inputs_uri
+        for key, value in result.items():
+            if key == "error":
+                event.error.CopyFrom(value)
+            elif key == "logs":
+                event.logs.extend(value)
+            else:
+                setattr(event, key, value)
+        events.apply_task_event(self.state, event)
+
+    def _error(self, code: str, message: str) -> Any:
+        wire = self.state.wire
+        error = wire.new("core.ExecutionError", code=code, message=message)
+        error.kind = wire.number("core.ExecutionError.ErrorKind", "USER")
+        error.timestamp.CopyFrom(stamp(self.state.now()))
+        return error
+
+    def _data(self, run: Run, node_id: str, name: str, literals_map: Any) -> str:
+        key = run.key
+        uri = self.state.storage("propeller", key.project, key.domain, key.name, node_id, name)
+        return self.state.put_literals(uri, literals_map)
+
+    # -- the workflow ---------------------------------------------------------------------------------------
+    def _queued(self, run: Run) -> None:
+        self._workflow_event(run, "QUEUED")
+        self._later(run, self._step(), self._running)
+
+    def _running(self, run: Run) -> None:
+        self._workflow_event(run, "RUNNING")
+        run.outputs[START_NODE] = run.inputs
+        self._node_event(
+            run, START_NODE, "SUCCEEDED", output_uri=self._data(run, START_NODE, "outputs.pb", run.inputs)
+        )
+        self._advance(run)
+
+    def _advance(self, run: Run) -> None:
+        for node in run.nodes.values():
+            if node.status != "pending" or run.failed is not None:
+                continue
+            deps = run.upstream.get(node.node.id, [START_NODE])
+            if all(
+                d == START_NODE or run.nodes.get(d, NodeRun(None, "succeeded")).status == "succeeded"
+                for d in deps
+            ):
+                node.status = "running"
+                self._start_node(run, node)
+        if run.finishing or any(n.status == "running" for n in run.nodes.values()):
+            return
+        run.finishing = True
+        if run.failed is not None:
+            self._later(run, self._step(), self._fail_workflow)
+        elif all(n.status == "succeeded" for n in run.nodes.values()):
+            self._later(run, self._step(), self._succeed_workflow)
+
+    def _start_node(self, run: Run, node: NodeRun) -> None:
+        wire = self.state.wire
+        try:
+            node.inputs = literals.bind(wire, node.node.inputs, run.outputs)
+        except literals.UnboundError:
+            node.inputs = wire.new("core.LiteralMap")
+        node.inputs_uri = self._data(run, node.node.id, "inputs.pb", node.inputs)
+        recovered = self._recovered_outputs(run, node.node.id)
+        if recovered is not None:
+            uri, outputs = recovered
+            self._node_event(
+                run,
+                node.node.id,
+                "RECOVERED",
+                node.node.metadata.name,
+                input_uri=node.inputs_uri,
+                output_uri=uri,
+            )
+            node.status = "succeeded"
+            run.outputs[node.node.id] = outputs
+            self._later(run, self._step(), self._advance)
+            return
+        self._node_event(run, node.node.id, "QUEUED", node.node.metadata.name, input_uri=node.inputs_uri)
+        self._later(run, self._step(), self._node_running, node)
+
+    def _recovered_outputs(self, run: Run, node_id: str) -> tuple[str, Any] | None:
+        if run.source is None:
+            return None
+        source = self.state.table("node_executions").get((run.source, node_id))
+        phases = ("SUCCEEDED", "RECOVERED")
+        if (
+            source is None
+            or self.state.wire.name_of("core.NodeExecution.Phase", source.node.closure.phase) not in phases
+        ):
+            return None
+        uri = source.node.closure.output_uri
+        return uri, self.state.get_literals(uri)
+
+    def _template(self, run: Run, node: NodeRun) -> Any:
+        return run.tasks.get(text(node.node.task_node.reference_id))
+
+    def _node_running(self, run: Run, node: NodeRun) -> None:
+        self._node_event(run, node.node.id, "RUNNING", node.node.metadata.name)
+        if node.node.WhichOneof("target") == "task_node" and self._template(run, node) is not None:
+            self._attempt(run, node)
+        else:  # sub-workflows, branches, gates: one step, outputs the downstream bindings can read
+            self._later(
+                run,
+                self.state.settings.node_seconds,
+                self._node_succeeded,
+                node,
+                self.state.wire.new("core.LiteralMap"),
+            )
+
+    def _attempt(self, run: Run, node: NodeRun) -> None:
+        self._task_event(run, node, "QUEUED")
+        self._later(run, self._step(), self._task_running, node)
+
+    def _duration(self, run: Run, node: NodeRun) -> float:
+        configured = self._template(run, node).config.get(self.keys["duration"], "")
+        try:
+            return max(0.0, float(configured)) if configured else self.state.settings.node_seconds
+        except ValueError:
+            return self.state.settings.node_seconds
+
+    def _task_running(self, run: Run, node: NodeRun) -> None:
+        self._task_event(run, node, "RUNNING")
+        duration = self._duration(run, node)
+        self._later(run, duration / 2, self._task_logs, node)
+        self._later(run, duration, self._task_finished, node)
+
+    def _task_logs(self, run: Run, node: NodeRun) -> None:
+        key = run.key
+        parts = (key.project, key.domain, key.name, node.node.id, str(node.attempt))
+        uri = "/".join([self.state.config["log_prefix"], *parts])
+        link = self.state.wire.new("core.TaskLog", uri=uri, name="protoconform (simulated)")
+        self._task_event(run, node, "RUNNING", version=1, logs=[link])
+
+    def _failure(self, run: Run, node: NodeRun) -> str:
+        """'' when this attempt succeeds, else 'error' or 'timeout'."""
+        config = self._template(run, node).config
+        mode = config.get(self.keys["fail"], "")
+        attempts = config.get(self.keys["fail_attempts"], "")
+        if run.plan.get("fail_node") == node.node.id:
+            mode = run.plan.get("fail_mode", "error") or "error"
+            attempts = run.plan.get("fail_attempts", "")
+        if not mode:
+            return ""
+        try:
+            limit = int(attempts) if attempts else 0
+        except ValueError:
+            limit = 0
+        if limit and node.attempt >= limit:
+            return ""
+        return "timeout" if mode.lower() == "timeout" else "error"
+
+    def _retries(self, run: Run, node: NodeRun) -> int:
+        if node.node.metadata.HasField("retries"):
+            return node.node.metadata.retries.retries
+        return self._template(run, node).metadata.retries.retries
+
+    def _task_finished(self, run: Run, node: NodeRun) -> None:
+        failure = self._failure(run, node)
+        if not failure:
+            template = self._template(run, node)
+            outputs = literals.compute_outputs(self.state.wire, template, node.inputs, self.keys["op"])
+            uri = self._data(run, node.node.id, f"{node.attempt}/outputs.pb", outputs)
+            self._task_event(run, node, "SUCCEEDED", output_uri=uri)
+            self._later(run, self._step(), self._node_succeeded, node, outputs)
+            return
+        if failure == "timeout":
+            error = self._error(
+                "TaskTimedOut", f"task of node {node.node.id} ran past its timeout (simulated)"
+            )
+            self._task_event(run, node, "FAILED", error=error)
+            self._later(run, self._step(), self._node_failed, node, "TIMED_OUT", error)
+            return
+        error = self._error(
+            "USER:Failed", f"attempt {node.attempt} of node {node.node.id} failed (simulated)"
+        )
+        if node.attempt < self._retries(run, node):
+            self._task_event(run, node, "RETRYABLE_FAILED", error=error)
+            node.attempt += 1
+            self._later(run, self._step(), self._attempt, node)
+            return
+        self._task_event(run, node, "FAILED", error=error)
+        self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+
+    def _node_succeeded(self, run: Run, node: NodeRun, outputs: Any) -> None:
+        uri = self._data(run, node.node.id, "outputs.pb", outputs)
+        self._node_event(run, node.node.id, "SUCCEEDED", node.node.metadata.name, output_uri=uri)
+        node.status = "succeeded"
+        run.outputs[node.node.id] = outputs
+        self._advance(run)
+
+    def _node_failed(self, run: Run, node: NodeRun, phase: str, error: Any) -> None:
+        self._node_event(run, node.node.id, phase, node.node.metadata.name, error=error)
+        node.status = "failed"
+        run.failed = error
+        self._advance(run)
+
+    def _succeed_workflow(self, run: Run) -> None:
+        wire = self.state.wire
+        try:
+            outputs = literals.bind(wire, run.template.outputs, run.outputs)
+        except literals.UnboundError:
+            outputs = wire.new("core.LiteralMap")
+        uri = self._data(run, END_NODE, "outputs.pb", outputs)
+        self._node_event(run, END_NODE, "SUCCEEDED", input_uri=uri, output_uri=uri)
+        self._workflow_event(run, "SUCCEEDING")
+        self._later(run, self._step(), self._succeeded, uri)
+
+    def _succeeded(self, run: Run, uri: str) -> None:
+        self._workflow_event(run, "SUCCEEDED", output_uri=uri)
+        self._finish(run)
+
+    def _fail_workflow(self, run: Run) -> None:
+        self._workflow_event(run, "FAILING")
+        self._later(run, self._step(), self._failed)
+
+    def _failed(self, run: Run) -> None:
+        self._workflow_event(run, "FAILED", error=run.failed)
+        self._finish(run)
+
+    def _finish(self, run: Run) -> None:
+        run.done = True
+        self.runs.pop(run.key, None)
+
+    # -- aborting ---------------------------------------------------------------------------------------
+    def abort(self, record: ExecutionRecord) -> None:
+        run = self.runs.get(record.key)
+        if run is None:
+            if self.enabled:  # nothing left to run (e.g. created before a reset): report the abort alone
+                run = Run(
+                    record.key,
+                    copy(record.execution.id),
+                    None,
+                    {},
+                    {},
+                    self.state.wire.new("core.LiteralMap"),
+                    {},
+                )
+            else:
+                return
+        for timer in run.timers:
+            timer.cancel()
+        run.timers.clear()
+        run.done = True
+        self._later(run, self._step(), self._abort_now, final=True)
+
+    def _abort_now(self, run: Run) -> None:
+        table = self.state.table("node_executions")
+        terminal_nodes = self.state.rules.state_machines["node"].terminal
+        for node in list(table.scan(run.key)):
+            if self.state.wire.name_of("core.NodeExecution.Phase", node.node.closure.phase) in terminal_nodes:
+                continue
+            for attempt in list(self.state.table("task_executions").scan(node.key)):
+                if not events.terminal(
+                    self.state, "task", attempt.task_execution.closure.phase, "core.TaskExecution.Phase"
+                ):
+                    event = self.state.wire.new(
+                        "event.TaskExecutionEvent",
+                        task_id=attempt.task_execution.id.task_id,
+                        parent_node_execution_id=attempt.task_execution.id.node_execution_id,
+                        retry_attempt=attempt.task_execution.id.retry_attempt,
+                        producer_id=events.DEFAULT_PRODUCER,
+                    )
+                    event.phase = self.state.wire.number("core.TaskExecution.Phase", "ABORTED")
+                    event.occurred_at.CopyFrom(stamp(self.state.now()))
+                    events.apply_task_event(self.state, event)
+            self._node_event(run, node.key.node_id, "ABORTED")
+        self._workflow_event(run, "ABORTED")
+        self.runs.pop(run.key, None)

@@ -1,0 +1,353 @@
+"""What the Flyte family remembers, behind a repository.
+
+Records hold the messages Get/List calls return (``admin.Task``,
+``admin.Execution``, ``admin.NodeExecution``...) plus the columns flyteadmin
+keeps beside them (row ids, times, digests, states), so listing can filter and
+sort on the same columns flyteadmin's database has.  Literal data (inputs,
+outputs) is stored as objects under URIs like flyteadmin's blob store.
+
+Storage sits behind :class:`Repository` (tables of records, objects);
+:class:`MemoryRepository` is the only implementation today.  Handlers change a
+record and hand it back with ``update`` so a persistent store sees every change.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from google.protobuf import message
+from protoconform.mockserver.apis.flyte.wire import Wire
+from protoconform.mockserver.clock import Clock
+from protoconform.specs import rules as spec_rules
+from protoconform.specs.registry import Registry
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+class Key(NamedTuple):
+    """A versioned entity: task, workflow, launch plan (and their description entities)."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+
+
+class ExecKey(NamedTuple):
+    project: str
+    domain: str
+    name: str
+
+
+class NodeKey(NamedTuple):
+    execution: ExecKey
+    node_id: str
+
+
+class TaskExecKey(NamedTuple):
+    task: Key
+    node: NodeKey
+    retry_attempt: int
+
+
+def key_of(identifier: Any) -> Key:
+    return Key(identifier.project, identifier.domain, identifier.name, identifier.version)
+
+
+def exec_key_of(identifier: Any) -> ExecKey:
+    return ExecKey(identifier.project, identifier.domain, identifier.name)
+
+
+def node_key_of(identifier: Any) -> NodeKey:
+    return NodeKey(exec_key_of(identifier.execution_id), identifier.node_id)
+
+
+def task_exec_key_of(identifier: Any) -> TaskExecKey:
+    return TaskExecKey(
+        key_of(identifier.task_id), node_key_of(identifier.node_execution_id), identifier.retry_attempt
+    )
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Record:
+    row: int  # flyteadmin's autoincrement id column; also the insertion order
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(kw_only=True)
+class ProjectRecord(Record):
+    project: Any  # admin.Project, without domains (those come from configuration)
+
+
+@dataclass(kw_only=True)
+class TaskRecord(Record):
+    key: Key
+    task: Any  # admin.Task with its full closure
+    digest: bytes
+
+
+@dataclass(kw_only=True)
+class WorkflowRecord(Record):
+    key: Key
+    workflow: Any  # admin.Workflow with its full closure
+    digest: bytes
+
+
+@dataclass(kw_only=True)
+class LaunchPlanRecord(Record):
+    key: Key
+    launch_plan: Any  # admin.LaunchPlan; closure.state is the state column
+    digest: bytes
+    workflow_row: int
+
+
+@dataclass
+class NamedEntityRecord:
+    """Metadata of a named entity (resource type, project, domain, name); absent until updated."""
+
+    resource_type: int
+    project: str
+    domain: str
+    name: str
+    description: str = ""
+    state: int | None = None
+
+
+@dataclass(kw_only=True)
+class DescriptionRecord(Record):
+    resource_type: int
+    key: Key
+    entity: Any  # admin.DescriptionEntity
+
+
+@dataclass(kw_only=True)
+class ExecutionRecord(Record):
+    key: ExecKey
+    execution: Any  # admin.Execution
+    launch_plan_row: int
+    workflow_row: int
+    task_row: int | None = None
+    cluster: str = ""
+    inputs_uri: str = ""
+    user_inputs_uri: str = ""
+    source_row: int | None = None
+
+
+@dataclass(kw_only=True)
+class NodeRecord(Record):
+    key: NodeKey
+    node: Any  # admin.NodeExecution
+    parent_row: int | None = None
+    parent_task_row: int | None = None
+    dynamic_workflow: Any = None  # admin.DynamicWorkflowNodeMetadata, from a node event
+    error_kind: str = ""
+    error_code: str = ""
+
+
+@dataclass(kw_only=True)
+class TaskExecRecord(Record):
+    key: TaskExecKey
+    task_execution: Any  # admin.TaskExecution
+    phase_version: int = 0
+
+
+@dataclass
+class AttributeRecord:
+    project: str
+    domain: str
+    workflow: str
+    launch_plan: str
+    resource_type: int
+    attributes: Any  # admin.MatchingAttributes
+    org: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.project, self.domain, self.workflow, self.launch_plan, self.resource_type)
+
+
+# -- storage ------------------------------------------------------------------------------
+
+
+class Table(ABC):
+    """Records by key, scanned per scope (e.g. a project and domain) in insertion order."""
+
+    @abstractmethod
+    def get(self, key: Hashable) -> Any | None: ...
+
+    @abstractmethod
+    def insert(self, key: Hashable, scope: Hashable, record: Any) -> None: ...
+
+    @abstractmethod
+    def update(self, key: Hashable, record: Any) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: Hashable) -> bool: ...
+
+    @abstractmethod
+    def scan(self, scope: Hashable | None = None) -> Iterator[Any]: ...
+
+    @property
+    @abstractmethod
+    def version(self) -> int:
+        """Changes whenever a record is inserted, updated or deleted (list caches key on it)."""
+
+
+TABLES = (
+    "projects",
+    "tasks",
+    "workflows",
+    "launch_plans",
+    "named_entities",
+    "descriptions",
+    "executions",
+    "node_executions",
+    "task_executions",
+    "attributes",
+)
+
+
+class Repository(ABC):
+    """The storage operations the handlers and the simulated propeller need."""
+
+    @abstractmethod
+    def table(self, name: str) -> Table: ...
+
+    @abstractmethod
+    def next_row(self) -> int: ...
+
+    @abstractmethod
+    def put_object(self, uri: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_object(self, uri: str) -> bytes | None: ...
+
+
+class MemoryTable(Table):
+    def __init__(self) -> None:
+        self._records: dict[Hashable, Any] = {}
+        self._scopes: dict[Hashable, dict[Hashable, None]] = {}
+        self._scope_of: dict[Hashable, Hashable] = {}
+        self._version = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        return self._records.get(key)
+
+    def insert(self, key: Hashable, scope: Hashable, record: Any) -> None:
+        if key in self._records:
+            raise KeyError(key)
+        self._records[key] = record
+        self._scopes.setdefault(scope, {})[key] = None
+        self._scope_of[key] = scope
+        self._version += 1
+
+    def update(self, key: Hashable, record: Any) -> None:
+        self._records[key] = record  # records are live objects here; a persistent store writes them
+        self._version += 1
+
+    def delete(self, key: Hashable) -> bool:
+        if self._records.pop(key, None) is None:
+            return False
+        scope = self._scope_of.pop(key)
+        self._scopes[scope].pop(key, None)
+        self._version += 1
+        return True
+
+    def scan(self, scope: Hashable | None = None) -> Iterator[Any]:
+        if scope is None:
+            return iter(list(self._records.values()))
+        return iter([self._records[k] for k in self._scopes.get(scope, {})])
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+
+class MemoryRepository(Repository):
+    def __init__(self) -> None:
+        self._tables = {name: MemoryTable() for name in TABLES}
+        self._rows = itertools.count(1)
+        self._objects: dict[str, bytes] = {}
+
+    def table(self, name: str) -> Table:
+        return self._tables[name]
+
+    def next_row(self) -> int:
+        return next(self._rows)
+
+    def put_object(self, uri: str, data: bytes) -> None:
+        self._objects[uri] = data
+
+    def get_object(self, uri: str) -> bytes | None:
+        return self._objects.get(uri)
+
+
+# -- the family's state ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Serve options of the Flyte family."""
+
+    propeller: bool = True  # simulate flytepropeller; off: executions move only by events
+    node_seconds: float = 2.0  # virtual seconds one task attempt runs
+    step_seconds: float = 0.5  # virtual seconds between the propeller's other steps
+
+
+class State:
+    """The Flyte family's state, handed to handlers as ``ctx.state``."""
+
+    def __init__(
+        self, clock: Clock, registry: Registry, settings: Settings, store: Repository | None = None
+    ) -> None:
+        from protoconform.mockserver.apis.flyte.propeller import Propeller
+
+        self.clock = clock
+        self.registry = registry
+        self.settings = settings
+        self.rules = spec_rules.load("flyte")
+        self.wire = Wire(registry)
+        self.store = store or MemoryRepository()
+        self.config: dict[str, Any] = dict(self.rules.extra["admin"])
+        self.started = clock.now()
+        self.caches: dict[str, Any] = {}  # derived data (list selections, row indexes), never the truth
+        self.propeller = Propeller(self)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def table(self, name: str) -> Table:
+        return self.store.table(name)
+
+    # -- configuration ------------------------------------------------------------------
+    def domains(self) -> list[dict[str, str]]:
+        return list(self.config["domains"])
+
+    def domain_ids(self) -> list[str]:
+        return [d["id"] for d in self.config["domains"]]
+
+    def storage(self, *parts: str) -> str:
+        """A URI in the metadata store, like flyteadmin's ``<base>/metadata/...``."""
+        return "/".join([self.config["storage_prefix"].rstrip("/"), *parts])
+
+    # -- literal data ---------------------------------------------------------------------
+    def put_literals(self, uri: str, literals: message.Message) -> str:
+        self.store.put_object(uri, literals.SerializeToString(deterministic=True))
+        return uri
+
+    def get_literals(self, uri: str) -> Any:
+        """The LiteralMap stored at ``uri``; an empty one when nothing is there (as flyteadmin)."""
+        found = self.wire.new("core.LiteralMap")
+        data = self.store.get_object(uri) if uri else None
+        if data is not None:
+            found.ParseFromString(data)
+        return found

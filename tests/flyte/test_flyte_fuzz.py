@@ -1,0 +1,82 @@
+"""Odd but well-formed requests to every AdminService method: no crash, and a refusal changes nothing.
+
+Requests are drawn from each method's descriptor (edge numbers, undefined enums, extreme times,
+empty and long strings), or are the method's plausible request with some fields swapped for wild
+ones, against a world where the named entities exist.  flyteadmin answers such requests with
+INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION or success: INTERNAL, UNKNOWN or
+DATA_LOSS means a handler raised.  A refused call must leave every table as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grpc
+import pytest
+from flyte_support import PLAUSIBLE, Admin, admin_methods, build_world
+from google.protobuf import message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from protoconform.conformance import strategies
+from protoconform.specs.registry import default_registry
+
+REGISTRY = default_registry()
+CRASHES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+WILD = strategies.Options(max_depth=4, max_size=2, max_text=12, invalid_enums=True)
+EXAMPLES = int(os.environ.get("PROTOCONFORM_FUZZ_EXAMPLES", "25"))
+
+
+def graft(example: message.Message, wild: message.Message, pick: Any) -> message.Message:
+    """``example`` with some of ``wild``'s fields (at any depth) put in place of its own."""
+    result = type(example)()
+    result.CopyFrom(example)
+    for field, value in wild.ListFields():
+        choice = pick.random()
+        nested = strategies.is_message(field) and not field.is_repeated
+        if nested and choice < 0.5 and result.HasField(field.name):
+            getattr(result, field.name).CopyFrom(graft(getattr(result, field.name), value, pick))
+        elif choice < 0.8:
+            result.ClearField(field.name)
+            if strategies.is_map(field):
+                strategies.assign(result, field, dict(value))
+            else:
+                strategies.assign(result, field, list(value) if field.is_repeated else value)
+    return result
+
+
+def _versions(admin: Admin) -> tuple[int, ...]:
+    store = admin.state().store
+    from protoconform.mockserver.apis.flyte.state import TABLES
+
+    return tuple(store.table(name).version for name in TABLES)
+
+
+@pytest.mark.parametrize("name", admin_methods())
+def test_odd_requests_never_crash_and_refusals_change_nothing(admin: Admin, name: str) -> None:
+    world = build_world(admin)
+    method = REGISTRY.method(f"flyteidl.service.AdminService.{name}")
+    desc = method.descriptor.input_type
+    example = world.message(method.request_type, PLAUSIBLE[name]())
+    wild = strategies.messages(desc, WILD)
+    drawn = st.one_of(
+        wild, st.builds(lambda w, p: graft(example, w, p), wild, st.randoms(use_true_random=False))
+    )
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=drawn)
+    def check(request: message.Message) -> None:
+        before = _versions(world)
+        try:
+            getattr(world, name)(request)
+        except grpc.RpcError as error:
+            assert error.code() not in CRASHES, (error.code(), error.details())
+            assert _versions(world) == before, f"{name} refused ({error.code().name}) but changed the store"
+
+    check()
