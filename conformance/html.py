@@ -1,10 +1,15 @@
 """The HTML report: one self-contained page (inline style, no external resources).
 
-It shows the conformance score per API family, the matrix of service, method and
-suite (passed / failed / known / skipped / n.a.), every failure with its rule,
-expected and actual outcome and a minimal reproducer (request JSON and a
+It shows the conformance score and rule coverage per API family, the matrix of
+service, method and suite (passed / failed / known / skipped / n.a.), every failure
+with its rule (description and place in specs), expected and actual outcome,
+hypothesis' falsifying example and a minimal reproducer (request JSON and a
 ``buf curl`` command line), known deviations from the baseline, stale baseline
-entries and the rules no case checked.
+entries, the rules no case checked and those counted apart (not checkable over the
+wire, not applicable to the target).
+
+The failure tables have a fixed layout: long unbroken values (ids, tokens, JSON) wrap
+inside their column, so the details column stays on screen at a laptop's width.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ h2 { font-size: 17px; margin: 0 0 8px; }
                  color: #57606a; }
 .score .value { font-size: 34px; font-weight: 700; }
 .score.good .value { color: var(--pass); } .score.bad .value { color: var(--fail); }
-.score .counts { font-size: 12px; color: #57606a; }
+.score .counts, .score .coverage { font-size: 12px; color: #57606a; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
          color: #fff; }
 .badge.passed { background: var(--pass); } .badge.failed { background: var(--fail); }
@@ -48,11 +53,20 @@ td.skipped { background: #f6f8fa; color: var(--skip); }
 td.na { background: #fff; color: var(--na); }
 tr.service th { background: #f6f8fa; font-family: ui-monospace, monospace; }
 td.method { font-family: ui-monospace, monospace; }
+table.failures, table.known { table-layout: fixed; }
+table.failures td, table.known td { overflow-wrap: break-word; }
+col.rule { width: 20%; } col.method { width: 14%; } col.suite { width: 8%; }
+col.expected { width: 13%; } col.actual { width: 13%; } col.details { width: 32%; }
 tr.failure td { background: #fff5f5; }
-tr.failure td.rule { font-family: ui-monospace, monospace; color: var(--fail); font-weight: 600; }
-tr.known td.rule { font-family: ui-monospace, monospace; color: var(--known); }
+td.rule code { font-family: ui-monospace, monospace; font-weight: 600; }
+tr.failure td.rule code { color: var(--fail); }
+tr.known td.rule code { color: var(--known); }
+td.rule .description { margin-top: 4px; }
+table.failures td.method, table.known td.method { font-size: 13px; }
+td.rule .spec { font-family: ui-monospace, monospace; font-size: 12px; color: #57606a; }
+.label { font-size: 12px; color: #57606a; margin-top: 4px; }
 pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 6px 8px; margin: 4px 0; white-space: pre-wrap;
-      word-break: break-all; font-size: 12px; }
+      overflow-wrap: anywhere; font-size: 12px; }
 details summary { cursor: pointer; color: #0969da; }
 .empty { color: #57606a; font-style: italic; }
 .legend span { margin-right: 12px; }
@@ -81,9 +95,28 @@ def _scores(report: Report) -> str:
             f'<div class="family">{escape(family)}</div>'
             f'<div class="value">{value}</div>'
             f'<div class="counts">{row["passed"]} passed · {row["failed"]} failed · {row["known"]} known · '
-            f"{row['skipped']} skipped</div></div>"
+            f"{row['skipped']} skipped</div>{_coverage(report, family)}</div>"
         )
     return '<div class="scores">' + "".join(cards) + "</div>"
+
+
+def _coverage(report: Report, family: str) -> str:
+    covered = report.coverage().get(family)
+    if covered is None:
+        return ""
+    apart = [
+        f"{covered[key]} {label}"
+        for key, label in (("not_checkable", "not checkable"), ("not_applicable", "not applicable"))
+        if covered[key]
+    ]
+    gate = ""
+    if report.min_coverage is not None:
+        below = family in report.below_min_coverage()
+        gate = f" · {'below' if below else 'meets'} --min-coverage {report.min_coverage:g}%"
+    return (
+        f'<div class="coverage">rules checked {covered["checked"]}/{covered["checkable"]} '
+        f"({covered['percent']:.1f}%){''.join(' · ' + a for a in apart)}{escape(gate)}</div>"
+    )
 
 
 def _matrix(report: Report) -> str:
@@ -116,30 +149,56 @@ def _reproducer(result: CaseResult) -> str:
     )
 
 
+def _dotted(name: str) -> str:
+    """A dotted name that may wrap after its dots (and its slashes) rather than inside a word."""
+    return escape(name).replace(".", ".<wbr>").replace("/", "/<wbr>")
+
+
+def _rule_cell(r: CaseResult) -> str:
+    if not r.rule:
+        return f"<code>(suite {escape(r.suite)})</code>"
+    description = f'<div class="description">{escape(r.description)}</div>' if r.description else ""
+    spec = f'<div class="spec">{_dotted(r.spec_location)}</div>' if r.spec_location else ""
+    return f"<code>{_dotted(r.rule)}</code>{description}{spec}"
+
+
+def _details_cell(r: CaseResult) -> str:
+    parts = []
+    if r.outcome == "known":
+        parts.append(f"<div><em>baseline: {escape(r.reason)}</em></div>")
+    if r.detail:
+        parts.append(f"<div>{escape(r.detail)}</div>")
+    if r.hypothesis_example:
+        parts.append(f'<div class="label">falsifying example</div><pre>{escape(r.hypothesis_example)}</pre>')
+    if r.details:
+        parts.append(f'<div class="label">traceback</div><pre>{escape(r.details)}</pre>')
+    parts.append(_reproducer(r))
+    return "".join(parts)
+
+
+TABLE_HEAD = (
+    '<colgroup><col class="rule"><col class="method"><col class="suite"><col class="expected">'
+    '<col class="actual"><col class="details"></colgroup>'
+    "<thead><tr><th>rule</th><th>method</th><th>suite</th><th>expected</th><th>got</th>"
+    "<th>details</th></tr></thead>"
+)
+
+
 def _failure_rows(results: list[CaseResult], css: str) -> str:
-    rows = []
-    for r in results:
-        details = f"<pre>{escape(r.details)}</pre>" if r.details else ""
-        reason = f"<div><em>baseline: {escape(r.reason)}</em></div>" if r.outcome == "known" else ""
-        rows.append(
-            f'<tr class="{css}"><td class="rule">{escape(r.rule or "(suite " + r.suite + ")")}</td>'
-            f'<td class="method">{escape(r.short_method)}</td><td>{escape(r.suite)}</td>'
-            f"<td>{escape(r.expected)}</td><td>{escape(r.actual)}</td>"
-            f"<td>{escape(r.line)}{reason}{details}{_reproducer(r)}</td></tr>"
-        )
-    return "".join(rows)
+    return "".join(
+        f'<tr class="{css}"><td class="rule">{_rule_cell(r)}</td>'
+        f'<td class="method">{_dotted(r.short_method)}</td><td class="suite">{escape(r.suite)}</td>'
+        f'<td class="expected">{escape(r.expected)}</td><td class="actual">{escape(r.actual)}</td>'
+        f'<td class="details">{_details_cell(r)}</td></tr>'
+        for r in results
+    )
 
 
 def _failures(report: Report) -> str:
     failed = [r for r in report.results if r.outcome == "failed"]
     if not failed:
         return '<p class="empty">No failures.</p>'
-    return (
-        '<table class="failures"><thead><tr><th>rule</th><th>method</th><th>suite</th><th>expected</th>'
-        "<th>got</th><th>details</th></tr></thead><tbody>"
-        + _failure_rows(failed, "failure")
-        + "</tbody></table>"
-    )
+    return f'<table class="failures">{TABLE_HEAD}<tbody>{_failure_rows(failed, "failure")}</tbody></table>'
 
 
 def _known(report: Report) -> str:
@@ -147,12 +206,7 @@ def _known(report: Report) -> str:
     stale = report.stale_baseline
     out = []
     if known:
-        out.append(
-            '<table class="known"><thead><tr><th>rule</th><th>method</th><th>suite</th><th>expected</th>'
-            "<th>got</th><th>details</th></tr></thead><tbody>"
-            + _failure_rows(known, "known")
-            + "</tbody></table>"
-        )
+        out.append(f'<table class="known">{TABLE_HEAD}<tbody>{_failure_rows(known, "known")}</tbody></table>')
     if stale:
         items = "".join(
             f"<li><code>{escape(s['rule'])}</code> {escape(s.get('method', ''))}: {escape(s['reason'])}</li>"
@@ -169,6 +223,18 @@ def _uncovered(report: Report) -> str:
             items = ", ".join(f"<code>{escape(i)}</code>" for i in ids)
             parts.append(f"<p><strong>{escape(family)}</strong> ({len(ids)}): {items}</p>")
     return "".join(parts) or '<p class="empty">Every rule of the selected families was checked.</p>'
+
+
+def _apart(rules: dict[str, dict[str, str]], empty: str) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(family)}</td><td><code>{escape(rule)}</code></td><td>{escape(why)}</td></tr>"
+        for family, found in rules.items()
+        for rule, why in sorted(found.items())
+    )
+    if not rows:
+        return f'<p class="empty">{empty}</p>'
+    head = "<thead><tr><th>family</th><th>rule</th><th>why</th></tr></thead>"
+    return f"<table>{head}<tbody>{rows}</tbody></table>"
 
 
 def _skipped(report: Report) -> str:
@@ -212,6 +278,10 @@ def render(report: Report) -> str:
 <span>○ skipped</span><span>n.a. no case</span></p>{_matrix(report)}</section>
 <section id="known"><h2>Known deviations (baseline)</h2>{_known(report)}</section>
 <section id="uncovered"><h2>Rules no case checked</h2>{_uncovered(report)}</section>
+<section id="not-applicable"><h2>Rules not applicable to this target</h2>
+{_apart(report.not_applicable, "None: the target serves every service the rules are about.")}</section>
+<section id="not-checkable"><h2>Rules no client can check over the wire</h2>
+{_apart(report.not_checkable, "None.")}</section>
 <section id="skipped"><h2>Skipped cases</h2>{_skipped(report)}</section>
 </main></body></html>
 """

@@ -2,8 +2,10 @@
 
 Every case of a run becomes a :class:`CaseResult`.  The :class:`Report` derives
 what the other formats show: the score per family, the rule coverage (rules a case
-checked out of the checkable rules in specs, the unchecked ones named), the matrix of
-service, method and suite, and the failures with their reproducers.
+checked out of the checkable rules in specs, the unchecked ones named; rules no client
+can check and rules about services the target does not serve counted apart), the
+matrix of service, method and suite, and the failures with their rule's description
+and place in specs, hypothesis' falsifying example and a reproducer.
 """
 
 from __future__ import annotations
@@ -32,15 +34,49 @@ class CaseResult:
     line: str = ""  # "rule <id> on <Service.Method>: expected <X>, got <Y>"
     expected: str = ""
     actual: str = ""
-    details: str = ""
+    details: str = ""  # the traceback's end, for an error that is not a verdict
     reason: str = ""  # why skipped, or the baseline's reason for a known deviation
     reproducer: dict[str, str] | None = None  # {"method", "request", "command"}
     also_checked: list[str] = field(default_factory=list)  # rules the case checked besides its own
+    detail: str = ""  # what the verdict adds to expected and actual
+    hypothesis_example: str = ""  # the falsifying example (drawn values, or the minimal step sequence)
+    description: str = ""  # the failed rule's description in specs
+    spec: dict[str, Any] | None = None  # where the failed rule is written: {"file", "line"}
 
     @property
     def short_method(self) -> str:
         service = self.service.rpartition(".")[2]
         return f"{service}.{self.method}" if self.method else service
+
+    @property
+    def spec_location(self) -> str:
+        """``specs/<family>/<file>.yaml:<line>``, or "" when the failure names no rule of specs."""
+        if not self.spec:
+            return ""
+        return f"{self.spec['file']}:{self.spec['line']}" if self.spec.get("line") else self.spec["file"]
+
+    def failure(self) -> dict[str, Any]:
+        """A failed or known case as the JSON report lists it: what a person needs to act on it."""
+        entry = {
+            "rule": self.rule,
+            "description": self.description,
+            "spec": self.spec,
+            "family": self.family,
+            "suite": self.suite,
+            "service": self.service,
+            "method": self.method,
+            "expected": self.expected,
+            "actual": self.actual,
+            "detail": self.detail,
+            "hypothesis_example": self.hypothesis_example,
+            "reproducer": self.reproducer,
+            "line": self.line,
+            "nodeid": self.nodeid,
+            "traceback": self.details,
+        }
+        if self.outcome == "known":
+            entry["reason"] = self.reason
+        return entry
 
 
 @dataclass
@@ -58,6 +94,8 @@ class Report:
     methods: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # family -> service -> methods
     rules: dict[str, list[str]] = field(default_factory=dict)  # family -> rule ids in specs
     not_checkable: dict[str, dict[str, str]] = field(default_factory=dict)  # family -> rule id -> why
+    # family -> rule id -> why: rules only about services the target does not serve
+    not_applicable: dict[str, dict[str, str]] = field(default_factory=dict)
     min_coverage: float | None = None  # --min-coverage: the run fails below it
     stale_baseline: list[dict[str, str]] = field(default_factory=list)
     exit_status: int = 0
@@ -115,15 +153,23 @@ class Report:
     def failures(self) -> list[CaseResult]:
         return [r for r in self.results if r.outcome in ("failed", "known")]
 
-    def uncovered_rules(self) -> dict[str, list[str]]:
-        """Rules of the selected families that no case of this run checked (a skipped case checks
-        nothing), apart from those marked ``not_checkable``."""
-        checked = {
+    def _apart(self, family: str) -> set[str]:
+        """Rules counted neither as checked nor as unchecked: marked ``not_checkable`` in specs, or
+        not applicable to this target."""
+        return set(self.not_checkable.get(family, {})) | set(self.not_applicable.get(family, {}))
+
+    def checked_rules(self) -> set[str]:
+        """Rules some case of this run checked (a skipped case checks nothing)."""
+        return {
             rule for r in self.results if r.outcome != "skipped" for rule in (r.rule, *r.also_checked) if rule
         }
+
+    def uncovered_rules(self) -> dict[str, list[str]]:
+        """Rules of the selected families that no case of this run checked, apart from those
+        marked ``not_checkable`` and those not applicable to the target."""
+        checked = self.checked_rules()
         return {
-            family: sorted(set(ids) - checked - set(self.not_checkable.get(family, {})))
-            for family, ids in self.rules.items()
+            family: sorted(set(ids) - checked - self._apart(family)) for family, ids in self.rules.items()
         }
 
     def coverage(self) -> dict[str, dict[str, Any]]:
@@ -131,13 +177,15 @@ class Report:
         table = {}
         uncovered = self.uncovered_rules()
         for family, ids in self.rules.items():
-            marked = len(self.not_checkable.get(family, {}))
-            checkable = len(ids) - marked
+            marked = set(self.not_checkable.get(family, {})) & set(ids)
+            foreign = set(self.not_applicable.get(family, {})) & set(ids) - marked
+            checkable = len(ids) - len(marked) - len(foreign)
             checked = checkable - len(uncovered[family])
             table[family] = {
                 "checked": checked,
                 "checkable": checkable,
-                "not_checkable": marked,
+                "not_checkable": len(marked),
+                "not_applicable": len(foreign),
                 "percent": round(100.0 * checked / checkable, 1) if checkable else 100.0,
             }
         return table
@@ -164,13 +212,15 @@ class Report:
             "totals": self.counts(),
             "scores": self.scores(),
             "matrix": self.matrix(),
-            "failures": [r.line for r in self.failures() if r.outcome == "failed"],
-            "known": [{"line": r.line, "reason": r.reason} for r in self.failures() if r.outcome == "known"],
+            "failures": [r.failure() for r in self.failures() if r.outcome == "failed"],
+            "known": [r.failure() for r in self.failures() if r.outcome == "known"],
             "stale_baseline": self.stale_baseline,
             "coverage": self.coverage(),
             "min_coverage": self.min_coverage,
+            "below_min_coverage": self.below_min_coverage(),
             "uncovered_rules": self.uncovered_rules(),
             "not_checkable_rules": self.not_checkable,
+            "not_applicable_rules": self.not_applicable,
             "cases": [{**asdict(r), "method": r.method} for r in self.results],
         }
 

@@ -6,11 +6,14 @@ every report uses::
 
     rule <rule id> on <Service.Method>: expected <X>, got <Y>
 
-``rule`` and ``method`` default to the case's ``conformance`` marker; a case
-that checks several rules (a state machine, a property) names the one that
-broke.  ``reply`` is the call that showed the deviation, used as the reproducer
-(or ``reproducer``: ``{"method", "request", "command"}`` for calls made
-without the ``rpc`` helper).
+``rule`` defaults to the case's ``conformance`` marker; a case that checks
+several rules (a state machine, a property) names the one that broke.  ``reply``
+is the call that showed the deviation, used as the reproducer (or
+``reproducer``: ``{"method", "request", "command"}`` for calls made without the
+``rpc`` helper).  ``method`` defaults to the reply's method, then to the
+marker's: a deviation seen in the reply of another call (a ``then:`` step, a
+model's read-back) is reported on the method that answered it.  The reports add
+the rule's description and place in specs, and hypothesis' falsifying example.
 """
 
 from __future__ import annotations

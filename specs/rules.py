@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
@@ -48,6 +49,16 @@ class Rule:
     real_note: str = ""
     not_checkable: str = ""  # why no client can check it over the wire (reported apart from coverage)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # kind-specific: min, max, regex...
+    # Where the rule is written (reports point at it); not part of what the rule means.
+    source: str = dataclasses.field(default="", compare=False)  # "specs/<family>/<file>.yaml"
+    line: int = dataclasses.field(default=0, compare=False)  # line of its "- id:" entry (1-based)
+
+    @property
+    def where(self) -> str:
+        """``specs/<family>/<file>.yaml:<line>`` ("" when the rule was not read from a file)."""
+        if not self.source:
+            return ""
+        return f"{self.source}:{self.line}" if self.line else self.source
 
     @property
     def status(self) -> grpc.StatusCode:
@@ -142,9 +153,14 @@ def _merge(into: dict[str, Any], section: str, value: Any, source: str, origins:
 
 
 def parse(
-    family: str, documents: list[dict[str, Any]], services: list[str], sources: list[str] | None = None
+    family: str,
+    documents: list[dict[str, Any]],
+    services: list[str],
+    sources: list[str] | None = None,
+    lines: list[dict[str, int]] | None = None,
 ) -> FamilyRules:
-    """The rules of ``documents`` (one per file, named by ``sources``), merged; duplicates are errors."""
+    """The rules of ``documents`` (one per file, named by ``sources``), merged; duplicates are errors.
+    ``lines`` gives, per document, the line of each rule id (see :func:`read_yaml`)."""
     short = {s.rpartition(".")[2]: s for s in services}
     rules: dict[str, Rule] = {}
     machines: dict[str, StateMachine] = {}
@@ -153,6 +169,7 @@ def parse(
     origins = _Origins()
     for index, doc in enumerate(documents):
         source = sources[index] if sources else f"document {index + 1}"
+        where = lines[index] if lines else {}
         for raw in doc.get("rules", []):
             raw = dict(raw)
             rule_id = raw.pop("id")
@@ -174,6 +191,8 @@ def parse(
                 real_note=raw.pop("real_note", ""),
                 not_checkable=raw.pop("not_checkable", ""),
                 params=raw,
+                source=source if sources else "",
+                line=where.get(rule_id, 0),
             )
         for name, raw in (doc.get("state_machines") or {}).items():
             origins.claim(("state_machines", name), source)
@@ -195,15 +214,54 @@ def parse(
     return FamilyRules(family, rules, machines, lists, extra)
 
 
+# libyaml when the yaml package has it: the specs are read at every start of the mock.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, noting the line where each mapping starts (keyed by the mapping's id)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.lines: dict[int, int] = {}
+
+    def construct_located_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+        data: dict[Any, Any] = {}
+        self.lines[id(data)] = node.start_mark.line + 1
+        yield data
+        data.update(self.construct_mapping(node))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_located_map)
+
+
+def read_yaml(text: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """A rules file: its document, and the line (1-based) of each rule's ``- id:`` entry by rule id."""
+    loader = _LineLoader(text)
+    try:
+        document = loader.get_single_data() or {}
+    finally:
+        loader.dispose()
+    rules = document.get("rules") if isinstance(document, dict) else None
+    found = {
+        str(raw["id"]): loader.lines.get(id(raw), 0)
+        for raw in rules or ()
+        if isinstance(raw, dict) and "id" in raw
+    }
+    return document, found
+
+
 def load_folder(family: str, folder: Any, services: list[str]) -> FamilyRules:
     """The rules of every ``*.yaml`` file in ``folder`` (a path or package resource), merged."""
-    documents, sources = [], []
+    documents, sources, lines = [], [], []
     if folder.is_dir():
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.name.endswith((".yaml", ".yml")):
-                documents.append(yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
+                document, found = read_yaml(entry.read_text(encoding="utf-8"))
+                documents.append(document)
+                lines.append(found)
                 sources.append(f"specs/{family}/{entry.name}")
-    return parse(family, documents, services, sources)
+    return parse(family, documents, services, sources, lines)
 
 
 @cache

@@ -32,7 +32,7 @@ import pytest
 import requests
 from google.api import annotations_pb2
 from google.protobuf import json_format, message
-from hypothesis import Phase, given
+from hypothesis import Phase, given, note
 from protoconform.conformance import examples as ex
 from protoconform.conformance import json_convention as rest_json
 from protoconform.conformance import strategies
@@ -40,6 +40,7 @@ from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.hypothesis_profile import harness_settings
 from protoconform.conformance.models import family_model
 from protoconform.conformance.models.base import Env, run_property
+from protoconform.conformance.plugin.recording import checked_too
 from protoconform.conformance.suites._shared import parametrize_cases
 from protoconform.conformance.target import Target
 from protoconform.conformance.verdict import Mismatch, short_method
@@ -133,6 +134,26 @@ class HttpCall:
         return f"curl -X {self.verb}{data} '{url}'"
 
 
+def _zero_text(request: message.Message, dotted: str) -> str | None:
+    """The text of a scalar field left at its zero value (``0``, ``false``, the zero enum's name)."""
+    holder: Any = request
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if part not in holder.DESCRIPTOR.fields_by_name:
+            return None
+        holder = getattr(holder, part)
+    field = holder.DESCRIPTOR.fields_by_name.get(parts[-1])
+    if field is None or field.message_type is not None or field.is_repeated:
+        return None
+    value = getattr(holder, parts[-1])
+    if field.enum_type is not None:
+        known = field.enum_type.values_by_number.get(value)
+        return known.name if known is not None else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else None
+
+
 def transcode(method: Method, request: message.Message) -> HttpCall:
     rule = http_rule(method)
     verb, template = _verb_and_template(rule)
@@ -140,6 +161,8 @@ def transcode(method: Method, request: message.Message) -> HttpCall:
 
     def fill(match: re.Match[str]) -> str:
         value = _pop(data, match.group(1))
+        if value is None:  # protojson leaves zero values out, but a URL segment still carries them
+            value = _zero_text(request, match.group(1))
         text = "" if value is None else str(value)
         keep = "/" if match.group(2) and "**" in match.group(2) else ""
         return urllib.parse.quote(text, safe=keep)
@@ -170,6 +193,8 @@ class Rest:
     def __init__(self, target: Target) -> None:
         self.base = target.rest.rstrip("/")
         self.session = requests.Session()
+        # The JSON that gateways document: Flyte's answers lowerCamelCase keys without it
+        self.session.headers["Accept"] = "application/json"
         if target.token:
             self.session.headers["Authorization"] = f"Bearer {target.token}"
         if target.ca:
@@ -204,11 +229,12 @@ def rest_fail(
     )
 
 
-def check_convention(family: str, rest: Rest, reply: HttpReply, method: Method) -> None:
-    """The raw JSON of a 200 reply, held to the family's documented key, enum and integer style."""
+def check_convention(family: str, rest: Rest, reply: HttpReply, method: Method) -> str:
+    """The raw JSON of a 200 reply, held to the family's documented key, enum and integer style;
+    the convention's rule when it was checked ("" when the family documents none)."""
     rules = rest_json.convention(family)
     if rules is None:
-        return
+        return ""
     body = reply.json()
     response_type = default_registry().message_class(method.response_type).DESCRIPTOR
     field_name = http_rule(method).response_body
@@ -223,6 +249,7 @@ def check_convention(family: str, rest: Rest, reply: HttpReply, method: Method) 
             f"64-bit integers as {rules.int64}, zero values {rules.unpopulated}"
         )
         raise rest_fail(rest, reply, method, rules.rule, expected, problem)
+    return rules.rule
 
 
 def parse_json(method: Method, data: Any, response: bool = True) -> message.Message:
@@ -316,22 +343,30 @@ def rest(target: Target) -> Iterator[Rest]:
 
 
 def test_rest(
-    case: Case, rest: Rest, rpc: Caller, target: Target, scenario: ex.Scenario, control: Any
+    case: Case,
+    rest: Rest,
+    rpc: Caller,
+    target: Target,
+    scenario: ex.Scenario,
+    control: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
+    conventions: list[str] = []  # the JSON convention rules the case held replies to (coverage)
     if case.kind == "errors":
-        check_error(case, rest, rpc, target, scenario)
+        conventions = check_error(case, rest, rpc, target, scenario)
     elif case.kind == "parity":
-        check_parity(case, rest, rpc, scenario)
+        conventions = check_parity(case, rest, rpc, scenario)
     elif case.kind == "created":
-        check_created(case, rest, rpc, target, control)
+        conventions = check_created(case, rest, rpc, target, control)
     else:
         check_schemathesis(case, rest, target)
+    checked_too(request.node, *conventions)
 
 
 # -- errors -------------------------------------------------------------------------------------------
 
 
-def check_error(case: Case, rest: Rest, rpc: Caller, target: Target, scenario: ex.Scenario) -> None:
+def check_error(case: Case, rest: Rest, rpc: Caller, target: Target, scenario: ex.Scenario) -> list[str]:
     rule: Rule = load(case.family).rule(case.rule)
     method = default_registry().method(case.method)
     try:
@@ -365,11 +400,12 @@ def check_error(case: Case, rest: Rest, rpc: Caller, target: Target, scenario: e
             rest, reply, method, rule.id, f"an error body with code {sorted(numbers)}", reply.text[:120]
         )
     if convention is None or reply.status == 200:
-        return
+        return []
     problem = rest_json.error_violation(body, convention)
     if problem:
         expected = f"a {case.family} error body ({', '.join(convention.error_keys)})"
         raise rest_fail(rest, reply, method, convention.rule, expected, problem)
+    return [convention.rule]
 
 
 # -- parity -----------------------------------------------------------------------------------------------
@@ -379,7 +415,7 @@ def _same(a: message.Message, b: message.Message) -> bool:
     return strategies.canonical(a) == strategies.canonical(b)
 
 
-def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> None:
+def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> list[str]:
     method = default_registry().method(case.method)
     base = scenario.prepare(case.method)
     request = rpc.build(method, base)
@@ -392,7 +428,7 @@ def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> 
         raise rest_fail(
             rest, over_rest, method, "", "HTTP 200 as gRPC answered OK", f"HTTP {over_rest.status}"
         )
-    check_convention(case.family, rest, over_rest, method)
+    convention = check_convention(case.family, rest, over_rest, method)
     try:
         parsed = parse_json(method, over_rest.json())
     except (json_format.ParseError, TypeError) as exc:
@@ -411,9 +447,10 @@ def check_parity(case: Case, rest: Rest, rpc: Caller, scenario: ex.Scenario) -> 
             "the gRPC answer over REST",
             f"differences in {', '.join(differing) or 'values'}",
         )
+    return [convention]
 
 
-def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: Any) -> None:
+def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: Any) -> list[str]:
     model = family_model(case.family)
     env = Env(rpc=rpc, rules=load(case.family), namespace=f"{target.namespace}-rest", control=control)
     spec = next(s for s in model.roundtrips() if env.full(s.create) == case.method)
@@ -426,8 +463,9 @@ def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: 
         )
     response = parse_json(method, created.json())
     grpc_reply = rpc(method, request)  # the other way round: made over gRPC, read over REST
+    conventions: list[str] = []
     try:
-        check_convention(case.family, rest, created, method)
+        conventions.append(check_convention(case.family, rest, created, method))
         from_rest = _reply_like(method, response)
         read = spec.read(env, from_rest)
         if not read.ok:
@@ -444,7 +482,7 @@ def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: 
                 raise rest_fail(
                     rest, over_rest, read_method, spec.rule, "HTTP 200", f"HTTP {over_rest.status}"
                 )
-            check_convention(case.family, rest, over_rest, read_method)
+            conventions.append(check_convention(case.family, rest, over_rest, read_method))
             parsed = parse_json(read_method, over_rest.json())
             _compare(
                 spec,
@@ -462,6 +500,7 @@ def check_created(case: Case, rest: Rest, rpc: Caller, target: Target, control: 
             if grpc_reply.ok:
                 with contextlib.suppress(Exception):
                     spec.undo(env, grpc_reply)
+    return conventions
 
 
 def _reply_like(method: Method, response: message.Message) -> Reply:
@@ -529,22 +568,66 @@ def probe_operation(operation: Any, label: str, rest: Rest, wanted: list[Any], e
     @harness_settings(examples, phases=(Phase.explicit, Phase.generate))  # no shrinking of HTTP probes
     @given(generated=operation.as_strategy())
     def probe(generated: Any) -> None:
+        # schemathesis' cases print as nothing in hypothesis' falsifying example: say what was sent.
+        sent = generated_request(operation, generated)
+        note(f"request: {json.dumps(sent, default=str, ensure_ascii=False)}")
         response = generated.call(base_url=rest.base, session=rest.session, timeout=rest.timeout)
         try:
             generated.validate_response(response, checks=wanted)
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports findings as an exception group
-            title = str(exc).strip().splitlines()
-            detail = next((line.strip("- ").strip() for line in title if line.strip().startswith("-")), "")
-            raise Mismatch(
-                "a response that keeps the OpenAPI document",
-                f"HTTP {response.status_code}: {detail or type(exc).__name__}",
-                rule="",
-                method=label,
-                reproducer={
-                    "method": label,
-                    "request": str(generated.body or "{}"),
-                    "command": generated.as_curl_command(),
-                },
-            ) from None
+            raise openapi_mismatch(operation, generated, response, exc, label) from None
 
     run_property(probe)
+
+
+EXCERPT = 160  # characters of a response body shown in a failure
+
+
+def _findings(exc: BaseException) -> list[str]:
+    """What schemathesis found: each failure's title, with the first line of its message."""
+    found = []
+    for failure in getattr(exc, "exceptions", None) or [exc]:
+        title = str(getattr(failure, "title", "") or type(failure).__name__)
+        message = str(getattr(failure, "message", "") or "").strip().splitlines()
+        found.append(f"{title}: {message[0]}" if message and message[0] != title else title)
+    return found
+
+
+def generated_request(operation: Any, generated: Any) -> dict[str, Any]:
+    """The values of a generated request, by where they go (only the parts it has)."""
+    from schemathesis.core import NotSet
+
+    parts: dict[str, Any] = {"operation": f"{operation.method.upper()} {operation.path}"}
+    for key in ("path_parameters", "query", "headers", "cookies"):
+        value = getattr(generated, key, None)
+        if value:
+            parts[key] = dict(value)
+    body = getattr(generated, "body", None)
+    if body is not None and not isinstance(body, NotSet):
+        parts["body"] = body
+    return parts
+
+
+def openapi_mismatch(
+    operation: Any, generated: Any, response: Any, exc: BaseException, label: str
+) -> Mismatch:
+    """A response schemathesis finds at odds with the OpenAPI document: the operation (as the
+    document writes it), the request values that triggered it and the response's status and body."""
+    where = f"{operation.method.upper()} {operation.path}"
+    request = generated_request(operation, generated)
+    sent = {k: v for k, v in request.items() if k != "operation"}
+    body = (response.text or "").strip()
+    excerpt = body if len(body) <= EXCERPT else f"{body[:EXCERPT]}… [{len(body)} characters]"
+    values = json.dumps(sent, default=str, ensure_ascii=False)
+    return Mismatch(
+        f"a response to {where} that keeps the OpenAPI document",
+        f"HTTP {response.status_code} ({'; '.join(_findings(exc))}): {excerpt or '(empty body)'}",
+        rule="",
+        method=label,
+        detail=f"request {values}" if sent else "request without values",
+        reproducer={
+            "method": f"{label} ({where})" if label != where else where,
+            "request": json.dumps(request, indent=2, default=str, ensure_ascii=False),
+            "command": generated.as_curl_command(),
+        },
+    )
