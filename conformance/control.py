@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -104,3 +105,23 @@ class ControlClient:
 
     def advance(self, seconds: float) -> dict[str, Any]:
         return self._call("POST", "/clock/advance", json={"seconds": seconds})
+
+    # -- ArmoniK: where tasks are processed (GET /control lists these under /control/armonik/) --
+    def armonik_workers(self) -> dict[str, Any]:
+        """``{"workers": {partition: {"address", "set_by"}}, "default_worker", "worker_agent"}``."""
+        return self._call("GET", "/armonik/workers")
+
+    def route_armonik_worker(self, partition: str, address: str) -> dict[str, Any]:
+        """Send the tasks of ``partition`` (created if needed) to the Worker at ``address``
+        (a loopback ``HOST:PORT`` or ``unix:`` socket); a reset drops the route."""
+        return self._call("PUT", f"/armonik/workers/{quote(partition, safe='')}", json={"address": address})
+
+    def unroute_armonik_worker(self, partition: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/armonik/workers/{quote(partition, safe='')}")
+
+    def set_armonik_worker_agent(self, address: str) -> dict[str, Any]:
+        """The Agent the mock's built-in Worker notifies of its outputs (loopback or ``unix:``)."""
+        return self._call("PUT", "/armonik/worker-agent", json={"address": address})
+
+    def clear_armonik_worker_agent(self) -> dict[str, Any]:
+        return self._call("DELETE", "/armonik/worker-agent")

@@ -138,6 +138,7 @@ def _or_unset(check: Callable[[str], str]) -> Callable[[str], str]:
 
 SECURITY = "transport and credentials"
 RUN = "run"
+ARMONIK = "ArmoniK worker (Agent cases run inside a task handed to the harness)"
 REPORTS = "reports"
 
 OPTIONS: tuple[CheckOption, ...] = (
@@ -284,6 +285,31 @@ OPTIONS: tuple[CheckOption, ...] = (
         argparse.SUPPRESS,  # the command line has probed the target already
         kind=bool,
         where="pytest",
+    ),
+    CheckOption(
+        ("--armonik-worker-listen",),
+        "where the harness serves the ArmoniK Worker API (HOST:PORT or unix:///PATH), for the worker of "
+        "--armonik-worker-partition (default with --control: a loopback port routed to a partition of "
+        "its own through the mock's control API)",
+        kind=_or_unset(address(unix=True)),
+        default="",
+        metavar="ADDRESS",
+        group=ARMONIK,
+    ),
+    CheckOption(
+        ("--armonik-worker-partition",),
+        "the partition whose worker is pointed at --armonik-worker-listen",
+        default="",
+        metavar="NAME",
+        group=ARMONIK,
+    ),
+    CheckOption(
+        ("--armonik-agent",),
+        "where the Agent of that worker answers, HOST:PORT or unix:///PATH (default: the target)",
+        kind=_or_unset(address(unix=True)),
+        default="",
+        metavar="ADDRESS",
+        group=ARMONIK,
     ),
     CheckOption(("--junit",), "JUnit XML report", default="", metavar="PATH", group=REPORTS),
     CheckOption(("--json",), "JSON report", default="", metavar="PATH", group=REPORTS, dest="pc_json"),

@@ -35,12 +35,34 @@ use) is data, written next to the rules::
                 - {field: run.status, in: [Failed]}
                 - {field: run.finished_at, not_in: ["1970-01-01T00:00:00Z"]}
 
+An example may run *inside* a place the harness provides (``inside: PLACE``, or
+``inside: {PLACE: {settings}}``); the place is set up before the steps that need
+what it binds (the others run first), the call and those steps run there, and the
+place is left before ``then:`` steps run.  A family declares its places as data, and
+provides them in code (``places.py`` of its models package, which documents the
+settings; e.g. ``conformance/models/armonik/workerhost.py``)::
+
+    places:
+      worker:                        # a task the target handed to the harness's worker
+        binds: task                  # its ProcessRequest, held until the case ends
+        calls: [Tasks.SubmitTasks, ...]   # what entering the place calls (for --read-only)
+    examples:
+      Agent.CreateResultsMetaData:
+        inside: worker
+        request:
+          communication_token: "${task.communication_token}"
+          session_id: "${task.session_id}"
+          results: [{name: "${unique}"}]
+
 Placeholders: ``${name.path}`` (a bound reply, protojson with proto field names;
 list items by index; a string holding JSON is walked into), ``${ns}`` (the run's
 namespace), ``${unique}`` (a new name inside the namespace), ``${uuid}`` (a fresh
 id), ``${now}`` (RFC 3339); ``${name.path+N}`` adds N to a bound number, and
 ``${bytes:N}`` / ``${bytes:name.path+N}`` is that many bytes, base64-encoded as
 protojson wants them (e.g. one more than a size limit a step read).
+``${name:LABEL}`` is a fresh name inside the namespace, the same wherever one case
+writes that label (steps, request, ``then:``): for APIs whose create calls answer
+nothing, the case names what it creates and refers to it again by the label.
 A string that is exactly one placeholder takes the bound value as is
 (numbers, objects); otherwise values are spliced into the text.
 
@@ -67,7 +89,8 @@ from protoconform.specs.registry import Registry
 
 PLACEHOLDER = re.compile(r"\$\{(?:(?P<fn>[a-z]+):)?(?P<ref>[A-Za-z_][\w.\-]*|\d+)(?:\+(?P<plus>\d+))?\}")
 BUILTINS = frozenset({"ns", "unique", "uuid", "now"})
-FUNCTIONS = frozenset({"bytes"})
+NAMING = frozenset({"name"})  # ${name:LABEL}: its argument is a label, not a bound name
+FUNCTIONS = frozenset({"bytes"}) | NAMING
 
 
 class ExampleError(ValueError):
@@ -103,6 +126,9 @@ class Example:
     expect: str = ""  # counter-examples: a code other than the rule's
     reply: tuple[dict[str, Any], ...] = ()  # counter-examples: what the in-band reply holds (expectations)
     then: tuple[Step, ...] = ()  # steps after the call, to see its effect (``reply`` is bound)
+    inside: str = ""  # the place the call runs in (``places:``), "" = anywhere
+    inside_settings: dict[str, Any] = field(default_factory=dict)  # what the example asks of the place
+    binds: str = ""  # the name the place binds ("" when none)
 
     @property
     def template(self) -> Any:
@@ -114,7 +140,11 @@ def placeholders(obj: Any) -> set[str]:
     """Root names referenced by ``${...}`` anywhere in ``obj``."""
     found: set[str] = set()
     if isinstance(obj, str):
-        found.update(m["ref"].split(".")[0] for m in PLACEHOLDER.finditer(obj) if not m["ref"].isdigit())
+        found.update(
+            m["ref"].split(".")[0]
+            for m in PLACEHOLDER.finditer(obj)
+            if not m["ref"].isdigit() and m["fn"] not in NAMING
+        )
     elif isinstance(obj, dict):
         for value in obj.values():
             found |= placeholders(value)
@@ -180,6 +210,12 @@ class FamilyExamples:
         self.registry = registry
         self.rules = rules
         self._services = {s.rpartition(".")[2]: s for s in registry.families.get(family, [])}
+        self.places: dict[str, tuple[str, frozenset[str]]] = {}  # place -> (name it binds, calls)
+        for name, raw in (rules.extra.get("places") or {}).items():
+            if not isinstance(raw, dict):
+                raise ExampleError(f"places.{name}: a mapping with binds: and calls:")
+            calls = frozenset(self.qualify(m) for m in raw.get("calls") or [])
+            self.places[name] = (str(raw.get("binds") or ""), calls)
         self.examples: dict[str, Example] = {}
         for name, raw in (rules.extra.get("examples") or {}).items():
             method = self.qualify(name)
@@ -261,18 +297,43 @@ class FamilyExamples:
                 raise ExampleError(f"{where}.reply: {problem}")
         return tuple(items)
 
+    def _inside(self, raw: Any, where: str) -> tuple[str, dict[str, Any]]:
+        """``inside:`` -> (place, settings)."""
+        if raw is None:
+            return "", {}
+        if isinstance(raw, str):
+            place, settings = raw, {}
+        elif isinstance(raw, dict) and len(raw) == 1:
+            place, settings = next(iter(raw.items()))
+            settings = settings or {}
+        else:
+            raise ExampleError(f"{where}.inside: a place name, or {{place: {{settings}}}}")
+        if place not in self.places:
+            known = ", ".join(self.places) or "none declared in places:"
+            raise ExampleError(f"{where}.inside: no place {place!r}; known: {known}")
+        if not isinstance(settings, dict):
+            raise ExampleError(f"{where}.inside.{place}: settings are a mapping")
+        return place, dict(settings)
+
     def _example(self, method: str, raw: dict[str, Any], where: str) -> Example:
+        inside, settings = self._inside(raw.get("inside"), where)
+        binds = self.places[inside][0] if inside else ""
+        place_names = {binds} - {""}
         given = tuple(self._step(n, r, where) for n, r in (raw.get("given") or {}).items())
         names = [s.name for s in given]
-        self._check_bound(given, set(), f"{where}.given")
-        unknown = placeholders([raw.get("request"), raw.get("requests")]) - BUILTINS - set(names)
+        clash = set(names) & place_names
+        if clash:
+            raise ExampleError(f"{where}.given: {sorted(clash)} is what the place binds")
+        self._check_bound(given, place_names, f"{where}.given")
+        templates = [raw.get("request"), raw.get("requests"), settings]
+        unknown = placeholders(templates) - BUILTINS - set(names) - place_names
         if unknown:
             raise ExampleError(f"{where}: refers to unbound {sorted(unknown)}")
         then = tuple(self._step(n, r, where) for n, r in (raw.get("then") or {}).items())
-        clash = {s.name for s in then} & {*names, "reply"}
+        clash = {s.name for s in then} & {*names, "reply", *place_names}
         if clash:
             raise ExampleError(f"{where}.then: {sorted(clash)} already bound")
-        self._check_bound(then, {*names, "reply"}, f"{where}.then")
+        self._check_bound(then, {*names, "reply", *place_names}, f"{where}.then")
         templates = [raw.get("request"), raw.get("requests")]
         templates += [[s.request, s.requests] for s in (*given, *then)]
         unknown_fns = functions(templates) - FUNCTIONS
@@ -286,6 +347,9 @@ class FamilyExamples:
             stream=dict(raw.get("stream") or {}),
             cleanup=tuple(raw.get("cleanup") or ()),
             then=then,
+            inside=inside,
+            inside_settings=settings,
+            binds=binds,
         )
 
     @staticmethod
@@ -303,12 +367,16 @@ class FamilyExamples:
         return self.examples.get(method)
 
     def mutating(self, method: str) -> bool:
-        return method not in self.read_only
+        """Whether calling ``method`` validly changes state: effects.yaml says so, or its example
+        runs in a place whose setup does (a held task needs a session and a task)."""
+        if method not in self.read_only:
+            return True
+        return any(call not in self.read_only for call in self.place_calls(self.examples.get(method)))
 
     def needed(self, example: Example, template: Any) -> tuple[Step, ...]:
         """The steps ``template`` depends on, directly or through other steps, in order."""
         by_name = {s.name: s for s in example.given}
-        wanted = placeholders(template) & by_name.keys()
+        wanted = placeholders([template, example.inside_settings]) & by_name.keys()
         changed = True
         while changed:
             changed = False
@@ -320,6 +388,10 @@ class FamilyExamples:
                     changed = True
         return tuple(s for s in example.given if s.name in wanted)
 
+    def place_calls(self, example: Example | None) -> set[str]:
+        """What entering the example's place calls (none outside a place)."""
+        return set(self.places[example.inside][1]) if example is not None and example.inside else set()
+
     def calls(self, steps: Iterable[Step], _seen: frozenset[str] = frozenset()) -> set[str]:
         """Every method the steps call, including the steps of examples they run."""
         methods: set[str] = set()
@@ -329,7 +401,7 @@ class FamilyExamples:
                 nested = self.examples.get(step.method)
                 if nested is None:
                     raise ExampleError(f"step {step.name}: no example for {short_method(step.method)}")
-                methods |= self.calls(nested.given, _seen | {step.method})
+                methods |= self.calls(nested.given, _seen | {step.method}) | self.place_calls(nested)
         return methods
 
 

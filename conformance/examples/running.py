@@ -5,6 +5,12 @@
 see :mod:`.parsing`), runs an example's steps in order (repeating a step ``until`` a
 field of its reply has a wanted value), makes the example's own call, checks what
 ``then`` steps read afterwards and registers the example's cleanup.
+
+An example that runs ``inside`` a place (see :mod:`.parsing`) gets it from the
+``places`` the scenario was given (a family's ``places`` module, through the plugin's
+``places`` fixture): :meth:`Scenario.within` runs the steps that do not need the
+place, enters it (binding what it binds), runs the other steps, and leaves it when
+the block ends; a place that cannot be had in this run skips the case with its reason.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import datetime
 import itertools
 import random
 import re
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
+import pytest
 from google.protobuf import json_format, message
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.examples.expectations import field_mismatch, lookup, lookup_or_none
@@ -30,8 +38,28 @@ from protoconform.conformance.examples.parsing import (
     FamilyExamples,
     Step,
     book,
+    placeholders,
 )
 from protoconform.conformance.verdict import Mismatch, short_method
+
+
+class Place(Protocol):
+    """Where an example may run (``inside:``); a family provides its own."""
+
+    binds: str  # the name of what it binds ("" when nothing)
+
+    def unavailable(self) -> str:
+        """Why no case can run there in this run ("" when one can)."""
+        ...
+
+    def hold(
+        self, scenario: Scenario, settings: dict[str, Any], bindings: dict[str, Any]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Enter the place for one example (its settings, the bindings so far); yields what it binds."""
+        ...
+
+
+UNTIL_GRACE_SECONDS = 2.0  # real seconds a moved mock gets to finish what the moved clock started
 
 
 def as_dict(msg: message.Message) -> dict[str, Any]:
@@ -51,6 +79,8 @@ class Scenario:
         cleanup: list[Callable[[], None]],
         control: Any = None,
         books: Callable[[str], FamilyExamples] = book,
+        places: Mapping[str, Place] | None = None,
+        served: set[str] | None = None,
     ) -> None:
         self.rpc = rpc
         self.namespace = namespace
@@ -58,7 +88,10 @@ class Scenario:
         self.cleanup = cleanup
         self.control = control
         self.books = books
+        self.places = dict(places or {})
+        self.served = served  # services the run can call (None: unknown, assume all)
         self._counter = itertools.count(1)
+        self._names: dict[str, str] = {}  # ${name:LABEL} -> the name it stands for in this case
 
     def book_of(self, method: str) -> FamilyExamples:
         return self.books(self.rpc.resolve(method).family)
@@ -93,6 +126,13 @@ class Scenario:
 
     def _placeholder(self, match: re.Match[str], bindings: dict[str, Any]) -> Any:
         ref = match["ref"]
+        if match["fn"] == "name":  # the same fresh name wherever the case writes this label
+            if ref not in self._names:
+                # Not from the seeded rng: a second run against the same server must not meet the
+                # names of the first (registrations are immutable). Lower-case letters, digits and
+                # '-' only, so it is a valid Flyte execution name too.
+                self._names[ref] = f"{self.namespace}-{ref}-{secrets.token_hex(4)}"
+            return self._names[ref]
         value: Any = int(ref) if ref.isdigit() else self._value(ref, bindings)
         if match["plus"] is not None:
             value = _number(value, ref) + int(match["plus"])
@@ -130,11 +170,56 @@ class Scenario:
             return [as_dict(r) for r in reply.responses]
         return as_dict(reply.response) if reply.response is not None else {}
 
-    def run_steps(self, steps: Iterable[Step]) -> dict[str, Any]:
-        bindings: dict[str, Any] = {}
+    def run_steps(self, steps: Iterable[Step], bindings: dict[str, Any] | None = None) -> dict[str, Any]:
+        bindings = {} if bindings is None else bindings
         for step in steps:
             bindings[step.name] = self.bind(self._run_step(step, bindings))
         return bindings
+
+    # -- places -----------------------------------------------------------------------
+    def unavailable(self, example: Example | None, calls: Iterable[str] = ()) -> str:
+        """Why the case of ``example`` (calling ``calls``) cannot run here ("" when it can):
+        its place cannot be had, or the target serves a service it calls through no route."""
+        if example is not None and example.inside:
+            place = self.places.get(example.inside)
+            reason = place.unavailable() if place is not None else ""
+            if reason:
+                return reason
+        if self.served is not None:
+            missing = sorted({self.rpc.resolve(m).service for m in calls} - self.served)
+            if missing:
+                names = ", ".join(s.rpartition(".")[2] for s in missing)
+                return f"the target does not serve {names} (not listed over reflection)"
+        return ""
+
+    @contextlib.contextmanager
+    def within(self, example: Example, steps: Iterable[Step] | None = None) -> Iterator[dict[str, Any]]:
+        """Run the steps (all, or those given) where the example runs; yields the bindings.
+
+        Inside a place, the steps that do not need what it binds (directly or through other
+        steps) run first, then the place is entered and the others run there; the place is
+        left when the block ends."""
+        steps = tuple(example.given if steps is None else steps)
+        if not example.inside:
+            yield self.run_steps(steps)
+            return
+        place = self.places.get(example.inside)
+        if place is None:
+            where = short_method(example.method)
+            raise Mismatch(f"a place {example.inside!r}", "none in this run", rule="", detail=where)
+        reason = place.unavailable()
+        if reason:
+            pytest.skip(reason)
+        name = example.binds
+        inner: set[str] = set()
+        for step in steps:  # in order: a step needs the place if it refers to it or to such a step
+            if placeholders([step.request, step.requests]) & ({name} - {""} | inner):
+                inner.add(step.name)
+        bindings = self.run_steps([s for s in steps if s.name not in inner])
+        with place.hold(self, example.inside_settings, dict(bindings)) as bound:
+            if name:
+                bindings[name] = bound
+            yield self.run_steps([s for s in steps if s.name in inner], bindings)
 
     def follow(self, example: Example, bindings: dict[str, Any], reply: Reply) -> None:
         """Run the example's ``then`` steps after its call (``reply`` bound to the call's reply).
@@ -177,37 +262,50 @@ class Scenario:
         return reply
 
     def _until(self, step: Step, once: Callable[[], Reply]) -> Reply:
-        """Repeat a step until a field of its reply has one of the wanted values."""
+        """Repeat a step until a field of its reply has one of the wanted values.
+
+        ``timeout`` is server time: real seconds for a real server; on our mock, whose clock the
+        step moves by ``advance`` each round, the wait ends once the clock has been moved that far
+        (plus a short real grace for the last changes), so a server that never gets there fails
+        in a second or two instead of holding the run for the whole timeout."""
         reply = once()
         if not step.until or not reply.ok:
             return reply
         path, wanted = step.until["field"], [str(v) for v in step.until["in"]]
-        deadline = time.monotonic() + float(step.until.get("timeout", 30))
+        timeout = float(step.until.get("timeout", 30))
+        advance = float(step.until.get("advance") or 0)
+        deadline = time.monotonic() + timeout
         interval = float(step.until.get("interval", 0.1))
+        moved, grace_end = 0.0, None
         while True:
             value = lookup_or_none(self.bind(reply), path)
             if str(value) in wanted:
                 return reply
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline or (grace_end is not None and now > grace_end):
                 raise Mismatch(
                     f"{path} in {wanted}",
                     value,
                     rule="",
                     method=reply.name,
                     reply=reply,
-                    detail=f"waiting in step {step.name!r}",
+                    detail=f"waiting in step {step.name!r} ({timeout:g}s of server time)",
                 )
-            if self.control is not None and step.until.get("advance"):
-                self.control.advance(float(step.until["advance"]))  # our mock: move its clock along
+            if self.control is not None and advance and grace_end is None:
+                self.control.advance(advance)  # our mock: move its clock along
+                moved += advance
+                if moved >= timeout:
+                    grace_end = time.monotonic() + UNTIL_GRACE_SECONDS
             time.sleep(interval)
             reply = once()
             if not reply.ok:
                 return reply
 
     def run(self, example: Example, steps: Iterable[Step] | None = None) -> tuple[Reply, dict[str, Any]]:
-        """Run the steps (all, or those given) and the example's own call."""
-        bindings = self.run_steps(example.given if steps is None else steps)
-        reply = self.call(example.method, example.template, bindings, example.stream)
+        """Run the steps (all, or those given) and the example's own call (inside its place,
+        left before this returns)."""
+        with self.within(example, steps) as bindings:
+            reply = self.call(example.method, example.template, bindings, example.stream)
         if reply.ok and example.cleanup:
             self._register_cleanup(example, {**bindings, "reply": self.bind(reply)})
         return reply, bindings
@@ -229,7 +327,11 @@ class Scenario:
         example = self.book_of(method).example(f"{full.service}.{full.name}")
         if example is None:
             raise Mismatch("an example", "none", detail=f"no example for {short_method(method)}")
-        bindings = self.run_steps(example.given if steps is None else steps)
+        # inside a place, the case goes on there: the place is left when the case's cleanup runs
+        stack = contextlib.ExitStack()
+        bindings = stack.enter_context(self.within(example, steps))
+        if example.inside:
+            self.cleanup.append(stack.close)
         return self.resolve(example.template if template is None else template, bindings)
 
     def message(self, method: str, data: Any) -> message.Message | list[message.Message]:

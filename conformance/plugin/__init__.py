@@ -30,11 +30,13 @@ from protoconform.conformance.plugin.fixtures import (
     control,
     examples,
     namespace,
+    places,
     registry,
     rng,
     rpc,
     rules,
     scenario,
+    served,
     target,
 )
 from protoconform.conformance.plugin.options import pytest_addoption
@@ -52,6 +54,7 @@ __all__ = [
     "control",
     "examples",
     "namespace",
+    "places",
     "pytest_addoption",
     "pytest_collect_file",
     "pytest_collection_modifyitems",
@@ -65,5 +68,6 @@ __all__ = [
     "rpc",
     "rules",
     "scenario",
+    "served",
     "target",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import random
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -52,12 +54,102 @@ def examples() -> Callable[[str], examples_module.FamilyExamples]:
     return examples_module.book
 
 
+def _family_part(family: str, part: str) -> ModuleType | None:
+    """``<the family's models package>.<part>``, when the family has one."""
+    from protoconform.specs.families import family as family_entry
+
+    name = f"{family_entry(family).models_module}.{part}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (name, family_entry(family).models_module):
+            raise
+        return None
+
+
+def _channel_routes(config: pytest.Config, target: Target) -> dict[str, str]:
+    """Services reached elsewhere than at the target (a family's ``places.channel_routes``)."""
+    routes: dict[str, str] = {}
+    for family in target.families:
+        module = _family_part(family, "places")
+        if module is not None and hasattr(module, "channel_routes"):
+            routes.update(module.channel_routes(config))
+    return routes
+
+
+class RoutedChannel(grpc.Channel):
+    """The target's channel, except for the services routed to other addresses (plaintext)."""
+
+    def __init__(self, default: grpc.Channel, routes: dict[str, str]) -> None:
+        self.default = default
+        self.others = {f"/{service}/": grpc.insecure_channel(address) for service, address in routes.items()}
+
+    def _for(self, method: str) -> grpc.Channel:
+        return next((ch for prefix, ch in self.others.items() if method.startswith(prefix)), self.default)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._for(method).unary_unary(method, *args, **kwargs)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._for(method).unary_stream(method, *args, **kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._for(method).stream_unary(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._for(method).stream_stream(method, *args, **kwargs)
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self.default.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self.default.unsubscribe(callback)
+
+    def close(self) -> None:
+        for other in self.others.values():
+            other.close()
+        self.default.close()
+
+
 @pytest.fixture(scope="session")
-def channel(target: Target) -> Iterator[grpc.Channel]:
-    """A channel to the target with the run's transport, credentials and token."""
+def channel(request: pytest.FixtureRequest, target: Target) -> Iterator[grpc.Channel]:
+    """A channel to the target with the run's transport, credentials and token (services a family
+    reaches elsewhere, such as ArmoniK's Agent with --armonik-agent, go there)."""
     ch = target.channel()
+    routes = _channel_routes(request.config, target)
+    if routes:
+        ch = RoutedChannel(ch, routes)
     yield ch
     ch.close()
+
+
+@pytest.fixture(scope="session")
+def served(request: pytest.FixtureRequest, target: Target) -> set[str] | None:
+    """The services the run can call: those the target lists over reflection, and those routed
+    elsewhere; None when the target's reflection said nothing."""
+    scope = _state(request).scope
+    listed = getattr(scope, "listed", None) if scope is not None else None
+    if not listed:
+        return None
+    return set(listed) | set(_channel_routes(request.config, target))
+
+
+@pytest.fixture(scope="session")
+def places(request: pytest.FixtureRequest, target: Target, control: Any) -> Iterator[dict[str, Any]]:
+    """Where examples may run (``inside:`` in a family's examples): each family's
+    ``places.open_places(config, target, control)``, started on first use, closed at the end."""
+    opened = []
+    found: dict[str, Any] = {}
+    for family in target.families:
+        module = _family_part(family, "places")
+        if module is not None and hasattr(module, "open_places"):
+            made = module.open_places(request.config, target, control)
+            opened.append(made)
+            found.update(made.places)
+    yield found
+    for made in opened:
+        with contextlib.suppress(Exception):
+            made.close()
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +195,13 @@ def rng(request: pytest.FixtureRequest, target: Target) -> random.Random:
 
 @pytest.fixture
 def scenario(
-    rpc: Caller, namespace: str, rng: random.Random, cleanup: list[Callable[[], None]], control: Any
+    rpc: Caller,
+    namespace: str,
+    rng: random.Random,
+    cleanup: list[Callable[[], None]],
+    control: Any,
+    places: dict[str, Any],
+    served: set[str] | None,
 ) -> examples_module.Scenario:
     """Runs the examples of specs/<family>/examples.yaml (steps, valid request, cleanup)."""
-    return examples_module.Scenario(rpc, namespace, rng, cleanup, control)
+    return examples_module.Scenario(rpc, namespace, rng, cleanup, control, places=places, served=served)

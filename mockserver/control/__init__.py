@@ -22,6 +22,13 @@ It lets a test or the conformance harness drive the mock from outside:
                             shows it: virtual time stays within a century of its start)
 ==========================  ================================================================
 
+A served family may add endpoints of its own under ``/control/<family>/``: its
+package defines ``control_endpoints() -> [(verb, path, handler, summary)]``,
+where ``handler(state, params, body) -> dict`` gets the family's current state,
+the path parameters and the JSON body, answers a JSON object, and raises
+ValueError (400) or LookupError (404) with a message naming the field.  They
+are listed in ``GET /control`` with the others.
+
 Bodies are JSON objects (at most 1 MiB, nested at most a few levels); anything
 else is a 400 naming the problem, and a refused call changes nothing.
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -91,6 +99,37 @@ def _int_param(request: web.Request, name: str, default: int | None) -> int | No
         raise web.HTTPBadRequest(text=f"{name}: {raw!r} is not an integer") from None
 
 
+FAMILY_HOOK = "control_endpoints"
+
+
+def _install_family_endpoints(app: web.Application, server: MockServer) -> list[str]:
+    """Each served family's own endpoints under ``/control/<family>/``; their index lines."""
+    lines = []
+    for family, module in server.families.items():
+        hook = getattr(module, FAMILY_HOOK, None)
+        if hook is None:
+            continue
+        for verb, path, handler, summary in hook():
+            url = f"{PREFIX}/{family}/{path}"
+
+            async def call(
+                request: web.Request, family: str = family, handler: Callable[..., Any] = handler
+            ) -> web.Response:
+                body = await _body(request) if request.method in ("PUT", "POST") else {}
+                try:
+                    # the current state: a reset replaces it
+                    answer = handler(server.states[family], dict(request.match_info), body)
+                except LookupError as exc:
+                    raise web.HTTPNotFound(text=str(exc.args[0] if exc.args else exc)) from None
+                except ValueError as exc:
+                    raise web.HTTPBadRequest(text=str(exc)) from None
+                return web.json_response(answer)
+
+            app.router.add_route(verb, url, call)
+            lines.append(f"{verb} {url}: {summary}")
+    return lines
+
+
 def install(app: web.Application, server: MockServer) -> None:
     journal = journal_of(server)
     if journal is None:
@@ -101,6 +140,8 @@ def install(app: web.Application, server: MockServer) -> None:
 
     def defect_state() -> dict[str, Any]:
         return {"available": catalogue(), "details": details(), "active": sorted(defects)}
+
+    family_endpoints = _install_family_endpoints(app, server)
 
     async def index(request: web.Request) -> web.Response:
         return web.json_response(
@@ -115,6 +156,7 @@ def install(app: web.Application, server: MockServer) -> None:
                     "PUT|DELETE /control/defects/{name}",
                     "GET /control/clock",
                     "POST /control/clock/advance",
+                    *family_endpoints,
                 ],
                 "families": list(server.config.families),
             }

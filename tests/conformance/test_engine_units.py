@@ -134,7 +134,7 @@ def test_then_steps_are_parsed_and_checked_for_bindings() -> None:
         _kfp_book({"after": {"call": "RunService.GetRun", "request": {"run_id": "${later.id}"}}})
     with pytest.raises(ex.ExampleError, match="already bound"):
         _kfp_book({"created": {"call": "RunService.GetRun", "request": {}}})
-    with pytest.raises(ex.ExampleError, match="field: path"):
+    with pytest.raises(ex.ExampleError, match="has no check"):
         _kfp_book({"after": {"call": "RunService.GetRun", "request": {}, "reply": {"field": "run.status"}}})
 
 
@@ -332,3 +332,17 @@ def test_journal_is_bounded() -> None:
     assert entries[-1]["requests"] == [{"session_id": "s2"}]
     assert journal.counts["armonik.api.grpc.v1.sessions.Sessions.GetSession"] == 3
     assert journal.entries(since=2) == entries[1:] and journal.entries(limit=0) == []
+
+
+def test_a_name_label_is_one_fresh_name_per_case() -> None:
+    import random
+
+    def scenario() -> ex.Scenario:
+        return ex.Scenario(None, "ns", random.Random(0), [])  # type: ignore[arg-type]
+
+    first = scenario()
+    resolved = first.resolve({"a": "${name:wf}", "b": "x-${name:wf}", "c": "${name:lp}"}, {})
+    assert resolved["a"].startswith("ns-wf-") and resolved["b"] == f"x-{resolved['a']}"
+    assert resolved["c"] != resolved["a"]
+    assert scenario().resolve("${name:wf}", {}) != resolved["a"]  # another case, another name
+    assert ex.placeholders({"a": "${name:wf}"}) == set()  # a label is not a bound name

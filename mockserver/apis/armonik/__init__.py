@@ -49,12 +49,14 @@ SERVICE_MODULES = (
 for _name in SERVICE_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 
+from protoconform.mockserver.apis.armonik.attach import control_endpoints  # noqa: E402
 from protoconform.mockserver.apis.armonik.compat import install_routes  # noqa: E402  (no-op unless compat)
 
 __all__ = [
     "ArmonikOptions",
     "ArmonikState",
     "add_arguments",
+    "control_endpoints",
     "create_state",
     "install_routes",
     "options_from_args",
@@ -101,8 +103,8 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         action="append",
         metavar="ID[:KEY=VALUE,...]",
         help="a partition to serve (repeatable); integer keys priority, pod_max, pod_reserved (>= 0), "
-        "preemption (0..100), and parents (a|b), pod.<name>; the first is the default partition "
-        "(default: one named 'default')",
+        "preemption (0..100), and parents (a|b), pod.<name>, worker (HOST:PORT or unix:///PATH of the "
+        "Worker that processes its tasks); the first is the default partition (default: one named 'default')",
     )
     add(
         "--armonik-default-partition",

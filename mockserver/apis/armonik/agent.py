@@ -2,7 +2,8 @@
 
 Every call carries the communication token the engine gave the task's run
 (``Worker.Process``); the token selects the live :class:`engine.TaskRun`.
-No run at all is UNAVAILABLE, an empty token or one of no live run is
+No run handed to a worker at all is UNAVAILABLE (the built-in executor's runs have
+no worker to call the Agent), an empty token or one of no live run is
 INVALID_ARGUMENT (rules ``armonik.agent.*`` in ``specs/armonik/agent.yaml``).
 
 As in ArmoniK's polling agent, what a task produces lands only when the task
@@ -57,7 +58,7 @@ def live_run(ctx: CallContext, request: object) -> TaskRun:
     run = state.engine.run_for_token(token)
     if run is not None:
         return run
-    if state.engine.live_runs == 0:
+    if state.engine.worker_runs == 0:
         raise state.error("armonik.agent.no-task", "communication_token: no task is accepting requests")
     raise state.error(
         "armonik.agent.token-unknown",
@@ -202,7 +203,7 @@ async def create_task(request: AsyncIterator[CreateTaskRequest], ctx: CallContex
     state: ArmonikState = ctx.state
     messages = [item async for item in request]
     # Token problems and a truncated stream are answered in the reply's error field (legacy contract).
-    if state.engine.live_runs == 0:
+    if state.engine.worker_runs == 0:
         return CreateTaskReply(error="No task is accepting request")
     if not messages:
         return CreateTaskReply(error="Empty request")

@@ -14,15 +14,16 @@ non-final task to CANCELLING, then CANCELLED after ``cancel_delay``; its
 CREATED outputs become ABORTED, which cancels the tasks depending on them.
 
 **The processing hook.**  ``engine.executor`` decides what processing a task
-means.  It receives a :class:`TaskRun` (the task, its session, a fresh
-communication token, and buffers for what the task produces) and returns an
-:class:`Outcome`, either directly (the engine then waits ``outcome.duration``
-virtual seconds) or as an awaitable (an attached worker; the engine enforces
-``max_duration`` on the virtual clock meanwhile).  The default is
-:class:`BuiltinExecutor`; an attached worker replaces it with its own object
-(see ``worker_address`` in the family options).  While a run is alive,
-:meth:`Engine.run_for_token` finds it by its communication token, so the Agent
-service can check tokens and fill ``run.result_data`` / ``run.children``.
+means (``engine.executors`` overrides it for the tasks of some partitions).  It
+receives a :class:`TaskRun` (the task, its session, a fresh communication token,
+and buffers for what the task produces) and returns an :class:`Outcome`, either
+directly (the engine then waits ``outcome.duration`` virtual seconds) or as an
+awaitable (an attached worker; the engine enforces ``max_duration`` on the
+virtual clock meanwhile).  The default is :class:`BuiltinExecutor`; an attached
+worker replaces it with its own object (see ``worker_address`` and a
+partition's ``worker`` in the family options, and :mod:`.attach`).  While a run
+is alive, :meth:`Engine.run_for_token` finds it by its communication token, so
+the Agent service can check tokens and fill ``run.result_data`` / ``run.children``.
 
 What happens at the end of a run:
 
@@ -102,6 +103,11 @@ class TaskRun:
     finished: bool = False
     future: asyncio.Future[Outcome] | None = None
 
+    @property
+    def handed_to_worker(self) -> bool:
+        """Whether a worker got the run (and its token): only such a run talks to the Agent."""
+        return bool(self.data_folder)
+
 
 class Executor(Protocol):
     def process(self, run: TaskRun) -> Outcome | Awaitable[Outcome]: ...
@@ -172,6 +178,7 @@ class Engine:
         self.state = state
         self.clock = state.clock
         self.executor: Executor = BuiltinExecutor(state)
+        self.executors: dict[str, Executor] = {}  # partition id -> its own executor (a routed worker)
         self._queue: list[tuple[int, int, str]] = []  # (-priority, seq, task id)
         self._seq = itertools.count()
         self._active: set[str] = set()  # task ids holding a slot (DISPATCHED or PROCESSING)
@@ -188,10 +195,20 @@ class Engine:
     def run_of_task(self, task_id: str) -> TaskRun | None:
         return self._run_of_task.get(task_id)
 
+    def executor_for(self, task: Task) -> Executor:
+        """The executor of the task's partition (the default one unless the partition is routed)."""
+        return self.executors.get(task.options.partition_id, self.executor)
+
     @property
     def live_runs(self) -> int:
-        """Runs in progress (the Agent answers UNAVAILABLE when there is none)."""
+        """Runs in progress."""
         return len(self._runs)
+
+    @property
+    def worker_runs(self) -> int:
+        """Runs a worker is processing (the Agent answers UNAVAILABLE when there is none: a run
+        of the built-in executor has no worker that could call it)."""
+        return sum(1 for run in self._runs.values() if run.handed_to_worker)
 
     @property
     def busy(self) -> int:
@@ -341,7 +358,7 @@ class Engine:
         self._run_of_task[task.task_id] = run
         limit = _seconds(task.options.max_duration)
         try:
-            produced = self.executor.process(run)
+            produced = self.executor_for(task).process(run)
         except Exception as exc:  # an executor bug is a crashed attempt, not a dead engine
             log.exception("executor failed for task %s", task.task_id)
             produced = Outcome(CRASH, f"{type(exc).__name__}: {exc}", 0.0)

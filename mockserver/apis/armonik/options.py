@@ -7,8 +7,11 @@ it into :class:`ArmonikOptions`, so tests can write
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from protoconform.specs.argtypes import address
 
 COMPAT_MODES = ("reference-mock",)
 ALIASES = {"data_folder": "data_root"}  # earlier option names
@@ -19,7 +22,9 @@ class PartitionSpec:
     """One configured partition; text form ``ID[:key=value,...]``.
 
     Keys: ``priority``, ``pod_max``, ``pod_reserved``, ``preemption``, ``parents``
-    (``|``-separated partition ids) and ``pod.<name>`` (pod configuration entries).
+    (``|``-separated partition ids), ``pod.<name>`` (pod configuration entries) and ``worker``
+    (``HOST:PORT`` or ``unix:///PATH`` of the Worker service that processes the partition's tasks,
+    instead of the built-in behaviour; see :mod:`.attach`).
     """
 
     id: str
@@ -29,6 +34,7 @@ class PartitionSpec:
     preemption_percentage: int = 0
     parent_partition_ids: tuple[str, ...] = ()
     pod_configuration: tuple[tuple[str, str], ...] = ()
+    worker: str = ""  # address of the partition's worker; "" = the engine's default executor
 
     @classmethod
     def parse(cls, text: str) -> PartitionSpec:
@@ -51,6 +57,8 @@ class PartitionSpec:
                 values["parent_partition_ids"] = tuple(p for p in value.split("|") if p)
             elif key.startswith("pod.") and key[4:]:
                 pod.append((key[4:], value))
+            elif key == "worker":
+                values["worker"] = _worker_address(text, value.strip())
             else:
                 raise ValueError(f"{text!r}: unknown key {key!r}")
         return cls(ident, pod_configuration=tuple(pod), **values)
@@ -74,6 +82,13 @@ def _integer(text: str, key: str, value: str, low: int, high: int | None) -> int
         bounds = f"{low}..{high}" if high is not None else f">= {low}"
         raise ValueError(f"{text!r}: {key} must be {bounds}")
     return number
+
+
+def _worker_address(text: str, value: str) -> str:
+    try:
+        return address(unix=True)(value)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"{text!r}: worker: {exc}") from None
 
 
 class OptionError(ValueError):

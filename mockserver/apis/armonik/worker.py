@@ -10,7 +10,9 @@ relative one is taken inside the root) and every file name one plain path
 component; anything else is INVALID_ARGUMENT with a message that says nothing
 about the path it named.
 The agent is the one at ``--armonik-worker-agent`` (family option
-``agent_address``); without one, outputs are only written to the folder.
+``agent_address``), or the one the control API set at run time
+(``PUT /control/armonik/worker-agent``); without one, outputs are only written
+to the folder.
 
 What a task computes is the engine's built-in behaviour, driven by the same task
 options (see :class:`engine.BuiltinExecutor`): ``mock.output`` picks the output
@@ -31,7 +33,7 @@ from armonik.protogen.common.objects_pb2 import Empty, Output
 from armonik.protogen.common.worker_common_pb2 import HealthCheckReply, ProcessReply, ProcessRequest
 from armonik.protogen.worker.agent_service_pb2_grpc import AgentStub
 from protoconform.mockserver.apis.armonik import dataroot
-from protoconform.mockserver.apis.armonik.attach import CHANNELS
+from protoconform.mockserver.apis.armonik.attach import CHANNELS, builtin_agent
 from protoconform.mockserver.apis.armonik.engine import (
     CRASH,
     ERROR,
@@ -168,7 +170,7 @@ async def process(request: ProcessRequest, ctx: CallContext) -> ProcessReply:
     for index, output_id in enumerate(request.expected_output_keys):
         field = f"expected_output_keys[{index}]"
         _write_output(state, paths[field], output_id, field, data)
-    agent_address = str(state.options.extra.get("agent_address") or "")
+    agent_address = builtin_agent(state)
     if agent_address and request.expected_output_keys:
         notify = NotifyResultDataRequest(
             communication_token=request.communication_token,
