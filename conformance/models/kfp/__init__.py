@@ -4,6 +4,7 @@ One module per job:
 
 - :mod:`.machine`: the run machine (lifecycle, storage state, metrics) for the *stateful* suite;
 - :mod:`.listing`: the ListRuns dialect (page tokens, ``sort_by``, ``api.Filter`` predicates);
+- :mod:`.pages`: ListRuns page sizes (the default, the cap) on runs made for them;
 - :mod:`.roundtrip`: a run read back as created;
 - :mod:`.requests`: run requests they share.
 """

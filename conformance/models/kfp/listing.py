@@ -1,5 +1,7 @@
 """KFP's list dialect: token-paged ListRuns with ``sort_by`` text and an ``api.Filter`` of
-predicates (specs/kfp list.yaml), evaluated on a run the way the filter rule says a server must."""
+predicates (specs/kfp list.yaml), evaluated on a run the way the filter rule says a server must.
+Every listed run's status is held to the run state machine; the page sizes are checked once, when
+the population is made (:mod:`.pages`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 from protoconform.conformance.caller import Reply
-from protoconform.conformance.models.base import Env, expect_codes
+from protoconform.conformance.models.base import Env, expect_codes, fail
+from protoconform.conformance.models.kfp.pages import check_page_sizes
 from protoconform.conformance.models.kfp.requests import create_request, delete_run
 from protoconform.conformance.models.listing import ListDialect, Population, Sort
 
@@ -38,6 +41,7 @@ class RunList(ListDialect):
     TOTAL_RULE = "kfp.runs.list.total-size"
     SORT_RULE = "kfp.runs.list.sort-applied"
     FILTER_RULE = CONTAINS_RULE = "kfp.runs.list.filter-applied"
+    STATUS_RULE = "kfp.runs.output.status-domain"
 
     def __init__(self, env: Env, method: str = "") -> None:
         super().__init__(env, method)
@@ -61,6 +65,7 @@ class RunList(ListDialect):
         cleanup = [lambda run_id=run_id: delete_run(self.env, run_id) for run_id in keys]
         population = Population(keys, scope, cleanup)
         self.env.cache[key] = population
+        check_page_sizes(self.env)
         return population
 
     def page(
@@ -79,6 +84,12 @@ class RunList(ListDialect):
         if not reply.ok:
             return reply, [], None, -1
         items = list(reply.response.runs)
+        states = self.env.rules.state_machines[self.env.rule(self.STATUS_RULE).params["state_machine"]].states
+        for run in items:
+            if run.status not in states:
+                raise fail(self.STATUS_RULE, reply, f"runs.status in {list(states)}", run.status)
+        if items:
+            self.env.covered(self.STATUS_RULE)
         return reply, items, reply.response.next_page_token or None, reply.response.total_size
 
     def key(self, item: Any) -> str:

@@ -5,10 +5,12 @@ TerminateRun and RetryRun, its automatic workflow edges), the refusal codes,
 the not-found rules, the metric name pattern and node id limits.  What the
 machine remembers on top: whether a run is archived, which metrics were
 accepted (the first value of a (node, name) pair stays), whether it was deleted.
+Every run it reads must also show its progress consistently (:func:`progress_problem`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, ClassVar
@@ -19,6 +21,7 @@ from protoconform.conformance.caller import Reply
 from protoconform.conformance.models.base import expect_codes, fail
 from protoconform.conformance.models.kfp.requests import create_request, delete_run
 from protoconform.conformance.models.machine import LifecycleMachine, Tracked
+from protoconform.specs.rules import Rule, StateMachine
 
 METRIC_NAMES = ("accuracy", "loss", "f1-score")
 NODE_IDS = ("node-a", "node-b")
@@ -28,6 +31,51 @@ FAILURES: tuple[tuple[str, str], ...] = (
     ("main", ""),
     ("main", "Error"),
 )
+
+
+# Argo node phases of work that is over and went well (a skipped or omitted step is not a failure).
+DONE_WELL = ("Succeeded", "Skipped", "Omitted")
+SUCCEEDED = "Succeeded"
+
+
+def reported_states(machine: StateMachine, calls: list[str]) -> set[str]:
+    """The run statuses the workflow's own phase gives (targets of the edges no RPC takes)."""
+    return {
+        to for action, edges in machine.transitions.items() if action not in calls for to in edges.values()
+    }
+
+
+def progress_problem(rule: Rule, reported: set[str], detail: Any) -> tuple[str, str] | None:
+    """``(expected, actual)`` when a RunDetail shows its progress inconsistently (the lifecycle rule):
+    finished_at is set exactly when the status is a finished one; for a v1 run, the runtime workflow
+    (JSON) has the status as its phase whenever that status came from the workflow, and a Succeeded
+    run's workflow lists its nodes, all done."""
+    run = detail.run
+    finished = run.status in rule.params["finished"]
+    if finished != bool(run.finished_at.seconds):
+        wanted = "set" if finished else "at the epoch"
+        return f"run.finished_at {wanted} while status is {run.status or '(empty)'}", str(
+            run.finished_at.seconds
+        )
+    text = detail.pipeline_runtime.workflow_manifest
+    if not text or run.pipeline_spec.pipeline_manifest:
+        return None  # pipeline IR runs carry no runtime workflow
+    try:
+        workflow = json.loads(text)
+    except ValueError:
+        workflow = None
+    if not isinstance(workflow, dict):
+        return "pipeline_runtime.workflow_manifest: a JSON workflow", text[:80]
+    status = workflow.get("status") or {}
+    phase = status.get("phase") or ""
+    if run.status in reported and phase != run.status:
+        return f"workflow status.phase {run.status} as the run's status", phase or "(none)"
+    if run.status == SUCCEEDED:
+        nodes = status.get("nodes") or {}
+        phases = sorted({str(n.get("phase")) for n in nodes.values() if isinstance(n, dict)})
+        if not nodes or not set(phases) <= set(DONE_WELL):
+            return f"workflow status.nodes all {' or '.join(DONE_WELL)}", ", ".join(phases) or "no nodes"
+    return None
 
 
 def mostly(usual: st.SearchStrategy[Any], rare: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -77,6 +125,22 @@ class RunMachine(LifecycleMachine):
         delete_run(self.env, entity.key)
 
     # -- what a run must show -------------------------------------------------------------
+    def check_state(self, entity: Tracked, reply: Reply, state: str) -> None:
+        """Besides the state machine: the status is one of its states, and the run's progress
+        (finished_at, the runtime workflow) agrees with it."""
+        super().check_state(entity, reply, state)
+        self.env.covered(self.DOMAIN_RULE)
+        detail = reply.response
+        if not reply.ok or not detail.HasField("run"):
+            return
+        rule = self.env.rule(self.PROGRESS_RULE)
+        problem = progress_problem(
+            rule, reported_states(self.lifecycle.machine, self.lifecycle.calls), detail
+        )
+        if problem is not None:
+            raise fail(rule, reply, *problem)
+        self.env.covered(rule.id)
+
     def check_run(self, entity: Tracked, reply: Reply, run: Any) -> None:
         if not run.HasField("created_at") or run.created_at.seconds == 0:
             raise fail(self.FIELDS_RULE, reply, "run.created_at set", "unset")
@@ -92,9 +156,13 @@ class RunMachine(LifecycleMachine):
         wanted = "STORAGESTATE_ARCHIVED" if entity.memory["archived"] else "STORAGESTATE_AVAILABLE"
         if value.name != wanted:
             raise fail(self.STORAGE_RULE, reply, f"run.storage_state {wanted}", value.name)
+        if entity.memory["archived"]:
+            self.env.covered(self.STORAGE_RULE)
         shown = {(m.node_id, m.name): m.number_value for m in run.metrics}
         if shown != entity.memory["metrics"]:
             raise fail(self.METRICS_VISIBLE_RULE, reply, f"run.metrics {entity.memory['metrics']}", shown)
+        if shown:
+            self.env.covered(self.METRICS_VISIBLE_RULE)
 
     # -- storage state --------------------------------------------------------------------
     @rule(entity=LifecycleMachine.entities, archive=st.booleans())
@@ -105,6 +173,7 @@ class RunMachine(LifecycleMachine):
             self.expect_gone(reply, "id")
             return
         expect_codes(reply, {"OK"}, self.STORAGE_RULE, "archive and unarchive may be repeated in any status")
+        self.env.covered(self.STORAGE_RULE)
         entity.memory["archived"] = archive
 
     @rule(entity=LifecycleMachine.entities)
@@ -163,6 +232,7 @@ class RunMachine(LifecycleMachine):
         if [(r.metric_node_id, r.metric_name) for r in results] != [(m["node_id"], m["name"]) for m in sent]:
             got = [(r.metric_node_id, r.metric_name) for r in results]
             raise fail(results_rule, reply, "one result per metric, in input order", got)
+        self.env.covered(results_rule.id)
         status_enum = reply.response.DESCRIPTOR.fields_by_name["results"].message_type.fields_by_name[
             "status"
         ]
@@ -186,6 +256,7 @@ class RunMachine(LifecycleMachine):
             got_name = got.name if got is not None else str(result.status)
             if got_name not in wanted:
                 raise fail(deciding_rule, reply, f"status {' or '.join(sorted(wanted))} for {key}", got_name)
+            self.env.covered(deciding_rule.id)
             if got_name == results_rule.params["result_status"]:
                 stored[key] = metric["number_value"]
         entity.memory["metrics"] = stored
