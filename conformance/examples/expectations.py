@@ -12,6 +12,14 @@ items by index, a string holding JSON walked into) and one or more checks::
     {field: total_size, at_least: 3}                 a number >= N (protojson int64 strings too)
     {field: total_size, at_most: 200}                a number <= N
     {field: session.session_id, equals: "${s.session_id}"}   exactly this value (as text)
+    {field: task_ids, sequence: ["${a.id}", "${b.id}"]}      a list of exactly these values, in order
+    {field: ok, present: true}                       the field is there, even as an empty message
+    {field: core, matches: "[0-9]+[.][0-9]+.*"}     the value, as text, matches the regex whole
+    {field: data, tgz_files: [out.txt]}              bytes (base64 in protojson) of a gzipped tar
+                                                     holding these files (the archive may hold more)
+
+A ``*`` in a field path stands for every item of a list: ``services.*.name`` is the list of
+the items' names (items without the rest of the path are left out).
 
 Values (not field paths) may hold placeholders, resolved against the bindings of the step
 before the check (``${reply...}`` in ``then:`` steps is the case's own reply).
@@ -19,11 +27,32 @@ before the check (``${reply...}`` in ``then:`` steps is the case's own reply).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import gzip
+import io
 import json
+import re
+import tarfile
+import zlib
 from typing import Any
 
-CHECKS = ("in", "not_in", "absent", "count", "contains", "excludes", "at_least", "at_most", "equals")
+CHECKS = (
+    "in",
+    "not_in",
+    "absent",
+    "count",
+    "contains",
+    "excludes",
+    "at_least",
+    "at_most",
+    "equals",
+    "sequence",
+    "present",
+    "matches",
+    "tgz_files",
+)
 ZERO_VALUES = (None, "", 0, "0", False, [], {}, "1970-01-01T00:00:00Z")
 
 
@@ -35,6 +64,10 @@ def lookup(bindings: Any, dotted: str) -> Any:
         if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
             with contextlib.suppress(ValueError):  # a string holding JSON (a workflow manifest): walk in
                 value = json.loads(value)
+        if part == "*" and isinstance(value, list):  # every item: the list of what each one holds
+            rest = ".".join(parts[i + 1 :])
+            found = [lookup_or_none(item, rest) if rest else item for item in value]
+            return [item for item in found if item is not None]
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
@@ -62,9 +95,14 @@ def malformed(entry: Any) -> str:
         return f"unknown check(s) {unknown}; known: {', '.join(CHECKS)}"
     if not checks:
         return f"entry for {entry['field']!r} has no check ({', '.join(CHECKS)})"
-    for key in ("in", "not_in", "contains", "excludes"):
+    for key in ("in", "not_in", "contains", "excludes", "sequence", "tgz_files"):
         if key in entry and not isinstance(entry[key], list):
             return f"{key}: wants a list"
+    if "matches" in entry:
+        try:
+            re.compile(str(entry["matches"]))
+        except re.error as exc:
+            return f"matches: not a regex ({exc})"
     return ""
 
 
@@ -72,6 +110,17 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()  # protojson booleans, as YAML writes them
     return str(value)
+
+
+def tgz_members(value: Any) -> list[str] | None:
+    """Names of the files in a gzipped tar given as protojson bytes (standard base64); None when
+    the value is not one."""
+    try:
+        data = base64.b64decode(str(value), validate=True)
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r:") as archive:
+            return [member.name.removeprefix("./") for member in archive.getmembers() if member.isfile()]
+    except (binascii.Error, OSError, EOFError, zlib.error, tarfile.TarError, ValueError):
+        return None
 
 
 def _number(value: Any) -> float | None:
@@ -120,6 +169,20 @@ def field_mismatch(data: Any, wanted: dict[str, Any]) -> tuple[str, str] | None:
         present = [_text(v) for v in wanted["excludes"] if _text(v) in held]
         if items is None or present:
             return f"{path} without {present or wanted['excludes']}", shown
+    if "sequence" in wanted:
+        expected_items = [_text(v) for v in wanted["sequence"]]
+        if items is None or [_text(v) for v in items] != expected_items:
+            return f"{path} = {expected_items}", shown
+    if "present" in wanted and bool(wanted["present"]) != (value is not None):
+        return (f"{path} present" if wanted["present"] else f"{path} missing"), shown
+    if "matches" in wanted and (value is None or not re.fullmatch(str(wanted["matches"]), _text(value))):
+        return f"{path} matching {wanted['matches']!r}", shown
+    if "tgz_files" in wanted:
+        members = tgz_members(value) if value is not None else None
+        missing = [_text(v) for v in wanted["tgz_files"] if members is None or _text(v) not in members]
+        if missing:
+            held = "not a gzipped tar" if members is None else f"a gzipped tar of {members}"
+            return f"{path}: a gzipped tar holding {missing}", held
     for key, ok in (("at_least", lambda n, b: n >= b), ("at_most", lambda n, b: n <= b)):
         if key in wanted:
             number, bound = _number(value), _number(wanted[key])

@@ -78,7 +78,22 @@ def _fit(rule: Rule, field_path: str, desc: descriptor.Descriptor, side: str) ->
         others.append(
             registry.message_descriptor(method.request_type if side == "request" else method.response_type)
         )
-    return paths.fit(field_path, desc, paths.reference_for(field_path, others))
+    try:
+        return paths.fit(field_path, desc, paths.reference_for(field_path, others))
+    except paths.PathError:
+        own = _own_id(field_path, desc)
+        if own is None:
+            raise
+        return own
+
+
+def _own_id(field_path: str, desc: descriptor.Descriptor) -> str | None:
+    """``<entity>_id`` names the ``id`` of a message that is that entity itself (the legacy
+    ``Session {id}`` request of ``Submitter.CancelSession`` for a rule about ``session_id``)."""
+    entity = re.sub(r"(?<!^)(?=[A-Z])", "_", desc.name).lower()
+    if field_path == f"{entity}_id" and "id" in desc.fields_by_name:
+        return "id"
+    return None
 
 
 def cases_for(
@@ -93,8 +108,8 @@ def cases_for(
         return [Case(f"{family}:examples", family, "broken", "", skip=f"specs/{family}/examples.yaml: {exc}")]
     cases: list[Case] = []
 
-    def calls_of(method: str, steps: tuple[ex.Step, ...]) -> tuple[str, ...]:
-        return tuple(sorted({method} | book.calls(steps)))
+    def calls_of(method: str, steps: tuple[ex.Step, ...], example: ex.Example | None) -> tuple[str, ...]:
+        return tuple(sorted({method} | book.calls(steps) | book.place_calls(example)))
 
     for method, example in book.examples.items():
         cases.append(
@@ -106,7 +121,7 @@ def cases_for(
                 example=example,
                 steps=example.given,
                 template=example.template,
-                calls=calls_of(method, example.given + example.then),
+                calls=calls_of(method, example.given + example.then, example),
             )
         )
     for rule in sorted(rules.rules.values(), key=lambda r: r.id):
@@ -125,7 +140,7 @@ def cases_for(
                         counter,
                         counter.given,
                         counter.template,
-                        calls_of(counter.method, counter.given + counter.then),
+                        calls_of(counter.method, counter.given + counter.then, counter),
                     )
                 )
             continue
@@ -179,7 +194,7 @@ def cases_for(
                     example,
                     steps,
                     template,
-                    calls_of(full, steps),
+                    calls_of(full, steps, example),
                 )
             )
     return cases
@@ -408,6 +423,9 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
         raise Mismatch("usable examples", "an error", detail=case.skip)
     if case.skip:
         pytest.skip(case.skip)
+    unavailable = scenario.unavailable(case.example, case.calls)  # no place to run in, a service not served
+    if unavailable:
+        pytest.skip(unavailable)
     rule = load(case.family).rules.get(case.rule) if case.rule else None
 
     if case.kind == "example":
@@ -419,18 +437,21 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
     assert rule is not None
 
     if case.kind in ("shape", "not_found"):
-        bindings = scenario.run_steps(case.steps)
-        msgs = scenario.message(case.method, scenario.resolve(case.template, bindings))
-        index = _holder(msgs, case.paths[0])
-        base = _pick(msgs, index) if not isinstance(msgs, list) or msgs else None
-        if base is None:
-            pytest.skip(f"the example of {short_method(case.method)} sends no message to change")
-        changed = _break(case, rule, base) if case.kind == "shape" else _fresh(case, scenario, base)
-        if changed is None:
-            pytest.skip(f"no request breaks {rule.id} alone from the example of {short_method(case.method)}")
-        method = rpc.resolve(case.method)
-        items = _put(msgs, index, changed)
-        reply = rpc(method, requests=items) if method.client_streaming else rpc(method, items)
+        assert case.example is not None
+        with scenario.within(case.example, case.steps) as bindings:  # inside its place, if it has one
+            msgs = scenario.message(case.method, scenario.resolve(case.template, bindings))
+            index = _holder(msgs, case.paths[0])
+            base = _pick(msgs, index) if not isinstance(msgs, list) or msgs else None
+            if base is None:
+                pytest.skip(f"the example of {short_method(case.method)} sends no message to change")
+            changed = _break(case, rule, base) if case.kind == "shape" else _fresh(case, scenario, base)
+            if changed is None:
+                pytest.skip(
+                    f"no request breaks {rule.id} alone from the example of {short_method(case.method)}"
+                )
+            method = rpc.resolve(case.method)
+            items = _put(msgs, index, changed)
+            reply = rpc(method, requests=items) if method.client_streaming else rpc(method, items)
         _expect_status(reply, rule, target, case.paths[0])
         return
 
@@ -448,8 +469,8 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
     if case.kind == "counter":
         example = case.example
         assert example is not None
-        bindings = scenario.run_steps(case.steps)
-        reply = scenario.call(case.method, case.template, bindings, example.stream)
+        with scenario.within(example, case.steps) as bindings:  # left before the verdict and `then:`
+            reply = scenario.call(case.method, case.template, bindings, example.stream)
         if example.reply:  # an in-band answer: the call succeeds, a field of the reply says no
             _expect_status(reply, rule, target, "", example.expect or "OK")
             _expect_reply_field(reply, example.reply, scenario, bindings)

@@ -63,7 +63,10 @@ def test_a_model_with_only_lists_collects(install):
 def test_the_family_models_keep_the_contract():
     assert family_model("armonik") is armonik.MODEL
     assert armonik.machines() == [armonik.SessionMachine]
-    assert {check.name for check in armonik.streams()} == {"chunking", "events", "deadline", "watch"}
+    assert {check.name for check in armonik.streams()} == {
+        *("chunking", "events", "deadline", "watch"),
+        *("snapshot", "no-session", "slow-consumer", "lifecycle", "waits"),
+    }
     assert family_model("kfp").streams() == ()  # kfp has no stream checks: the default
     assert [type(d) for d in kfp.lists(Env.offline("kfp"))] == [kfp.RunList]
 

@@ -2,11 +2,15 @@
 
 One module per job:
 
-- :mod:`.machine`: the session machine (sessions, results, tasks) for the *stateful* suite;
+- :mod:`.machine`: the session machine (sessions, results, tasks) for the *stateful* suite,
+  with the rules on tasks in :mod:`.task_rules`;
+- :mod:`.tasks`: what a task and a result may be (the lifecycle, cancellation, options merge);
 - :mod:`.listing`: the list dialect (page numbers, typed filter conditions, sorts);
 - :mod:`.populations`: the data the list checks run on;
 - :mod:`.roundtrip`: sessions and results read back as created;
-- :mod:`.stream_checks`: chunking, events and WatchResults for the *streams* suite;
+- :mod:`.stream_checks`: chunking, events and WatchResults for the *streams* suite, with
+  :mod:`.event_checks` (snapshot, unknown session, slow consumer) and :mod:`.task_checks`
+  (a task's lifecycle on the event stream, the legacy calls that wait);
 - :mod:`.requests`: status names and request builders they share.
 """
 

@@ -44,6 +44,13 @@ def delete_session(env: Env, session_id: str) -> Reply:
     return env.rpc("Sessions.DeleteSession", {"session_id": session_id})
 
 
+def stream_session(env: Env, what: str) -> str:
+    """A new session for a check, deleted when the check's environment is cleaned up."""
+    session = new_session(env, what)
+    env.cleanup.append(lambda: delete_session(env, session))
+    return session
+
+
 def new_result(env: Env, session_id: str, name: str) -> str:
     """The id of a new result without data (CREATED) in ``session_id``."""
     reply = env.rpc("Results.CreateResultsMetaData", {"session_id": session_id, "results": [{"name": name}]})

@@ -1,6 +1,8 @@
 """ArmoniK's stream checks: upload and download chunking against ``data_chunk_max_size``, the
-event stream's snapshot and live events, a subscription that lasts until the client cancels it or
-its deadline passes, WatchResults answering at once."""
+event stream's live events, a subscription that lasts until the client cancels it or its deadline
+passes, WatchResults (and the legacy one) answering at once; with those of :mod:`.event_checks`
+(snapshot, unknown session, slow consumer) and :mod:`.task_checks` (a task's lifecycle on the event
+stream, the legacy calls that wait)."""
 
 from __future__ import annotations
 
@@ -11,28 +13,30 @@ from typing import Any
 
 import grpc
 from hypothesis import strategies as st
+from protoconform.conformance.models.armonik.event_checks import (
+    check_no_session,
+    check_slow_consumer,
+    check_snapshot,
+)
 from protoconform.conformance.models.armonik.requests import (
     COMPLETED,
     CREATED,
     RESULT_ENUM,
-    delete_session,
     download,
     new_result,
-    new_session,
+    stream_session,
     upload_requests,
+)
+from protoconform.conformance.models.armonik.task_checks import (
+    check_lifecycle,
+    check_wait_availability,
+    check_wait_completion,
 )
 from protoconform.conformance.models.base import Env, expect_codes, expect_rule, fail
 from protoconform.conformance.models.streams import StreamCheck, StreamEnded, StreamReader
 
 RESULT_NEW = "new_result"
 RESULT_UPDATE = "result_status_update"
-
-
-def stream_session(env: Env, what: str) -> str:
-    """A new session, deleted when the check's environment is cleaned up."""
-    session = new_session(env, what)
-    env.cleanup.append(lambda: delete_session(env, session))
-    return session
 
 
 def check_chunking(env: Env, run: Callable[..., None]) -> None:
@@ -174,13 +178,15 @@ def check_deadline(env: Env, run: Callable[..., None]) -> None:
         )
 
 
-def check_watch(env: Env, run: Callable[..., None]) -> None:
+def check_watch(env: Env, run: Callable[..., None], method: str = "Results.WatchResults") -> None:
     """WatchResults answers the current status of watched ids at once."""
-    rule = env.rule("armonik.results.watch")
+    rule = env.rule(
+        "armonik.results.watch" if method == "Results.WatchResults" else "armonik.submitter.watch-results"
+    )
     session = stream_session(env, "watch")
     result_id = new_result(env, session, env.unique("watched"))
     request = {"fetch_statuses": [CREATED], "watch_statuses": [COMPLETED], "result_ids": [result_id]}
-    reply = env.rpc("Results.WatchResults", requests=[request], window=1.0, max_responses=1)
+    reply = env.rpc(method, requests=[request], window=1.0, max_responses=1)
     if reply.code.name != "OK":
         expect_rule(env, reply, rule)  # a documented real-server answer (UNIMPLEMENTED) passes when lenient
         return
@@ -192,6 +198,12 @@ def check_watch(env: Env, run: Callable[..., None]) -> None:
         raise fail(
             rule, reply, f"{CREATED} for [{result_id}]", f"{first.status} for {list(first.result_ids)}"
         )
+    env.covered(rule.id)
+
+
+def check_submitter_watch(env: Env, run: Callable[..., None]) -> None:
+    """The legacy WatchResults holds the same conversation, with WatchResultStream replies."""
+    check_watch(env, run, "Submitter.WatchResults")
 
 
 def stream_checks() -> list[StreamCheck]:
@@ -202,4 +214,23 @@ def stream_checks() -> list[StreamCheck]:
         StreamCheck("events", "Events.GetEvents", "armonik.events.live", check_events),
         StreamCheck("deadline", "Events.GetEvents", "armonik.events.never-ends", check_deadline),
         StreamCheck("watch", "Results.WatchResults", "armonik.results.watch", check_watch),
+        StreamCheck(
+            "watch", "Submitter.WatchResults", "armonik.submitter.watch-results", check_submitter_watch
+        ),
+        StreamCheck("snapshot", "Events.GetEvents", "armonik.events.snapshot", check_snapshot),
+        StreamCheck("no-session", "Events.GetEvents", "armonik.events.no-session-check", check_no_session),
+        StreamCheck("slow-consumer", "Events.GetEvents", "armonik.events.slow-consumer", check_slow_consumer),
+        StreamCheck("lifecycle", "Events.GetEvents", "armonik.tasks.lifecycle", check_lifecycle),
+        StreamCheck(
+            "waits",
+            "Submitter.WaitForAvailability",
+            "armonik.submitter.wait-for-availability",
+            check_wait_availability,
+        ),
+        StreamCheck(
+            "waits",
+            "Submitter.WaitForCompletion",
+            "armonik.submitter.wait-for-completion",
+            check_wait_completion,
+        ),
     ]
