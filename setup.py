@@ -106,6 +106,7 @@ setup(
         "protoconform.protos": ["**/*.proto", "*.md"],
         "protoconform.mockserver": ["**/*.html", "**/*.yaml", "**/*.json"],
         "protoconform.conformance": ["**/*.html", "**/*.yaml", "**/*.json", "**/*.css", "**/*.js"],
+        "protoconform.load": ["**/*.yaml"],  # the mutation run's triage file
     },
     cmdclass={"build": build_with_protos, "build_protos": build_protos},
 )
