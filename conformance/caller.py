@@ -12,6 +12,7 @@ unique among the served families.  Requests may be messages or protojson dicts.
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
 import threading
@@ -104,6 +105,54 @@ def resolve_method(registry: Registry, name: str) -> Method:
         raise KeyError(f"no served method {name!r}") from None
 
 
+RAW_TIME_TYPES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+
+
+def _take_raw_times(data: Any, desc: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], dict]]:
+    """Pop every Timestamp/Duration written raw (``{seconds: N, nanos: M}`` instead of protojson's
+    text) out of ``data``, with the path where it goes: protojson refuses values outside its range
+    (years 1..9999), which a binary client can still send and a rule may be about."""
+    found: list[tuple[tuple[Any, ...], dict]] = []
+    if not isinstance(data, dict):
+        return found
+    by_json = {f.json_name: f for f in desc.fields}
+    for key in list(data):
+        field = desc.fields_by_name.get(key) or by_json.get(key)
+        if field is None or field.message_type is None:
+            continue
+        value = data[key]
+        if field.message_type.GetOptions().map_entry:
+            continue
+        if field.message_type.full_name in RAW_TIME_TYPES:
+            if isinstance(value, dict) and not field.is_repeated:
+                found.append(((*path, field.name), data.pop(key)))
+            continue
+        if field.is_repeated and isinstance(value, list):
+            for index, item in enumerate(value):
+                found += _take_raw_times(item, field.message_type, (*path, field.name, index))
+        elif isinstance(value, dict):
+            found += _take_raw_times(value, field.message_type, (*path, field.name))
+    return found
+
+
+def parse_request(data: Any, msg: message.Message) -> message.Message:
+    """``msg`` filled from protojson ``data``; Timestamps and Durations may also be written raw
+    (``{seconds, nanos}``) to send values protojson cannot carry."""
+    if not isinstance(data, dict):
+        return json_format.ParseDict(data, msg)
+    data = copy.deepcopy(data)
+    raw = _take_raw_times(data, msg.DESCRIPTOR)
+    json_format.ParseDict(data, msg)
+    for path, value in raw:
+        holder: Any = msg
+        for part in path[:-1]:
+            holder = holder[part] if isinstance(part, int) else getattr(holder, part)
+        target = getattr(holder, path[-1])
+        target.seconds = int(value.get("seconds", 0))
+        target.nanos = int(value.get("nanos", 0))
+    return msg
+
+
 class Caller:
     """The ``rpc`` fixture: calls by method name, records every reply in :attr:`history`."""
 
@@ -129,7 +178,7 @@ class Caller:
             return cls()
         if isinstance(data, message.Message):
             return data
-        return json_format.ParseDict(data, cls())
+        return parse_request(data, cls())
 
     # -- calls -------------------------------------------------------------------
     def _callable(self, method: Method) -> Callable[..., Any]:

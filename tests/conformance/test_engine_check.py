@@ -33,7 +33,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[CheckRun, 
         )
         with ServerProcess() as process:
             engine = Engine(process, ControlClient(process.http_url))
-            args = ["--api", "all", "--seed", str(seed), *reports]
+            args = ["--api", "all", "--seed", str(seed), "--min-coverage", "100", *reports]
             return run_check(args, folder, name=f"seed{seed}", engine=engine), folder
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -55,7 +55,8 @@ def test_clean_mock_passes_every_suite(runs: dict[int, tuple[CheckRun, Path]]) -
 
     report = run.report
     assert report is not None and report["totals"]["failed"] == 0
-    assert set(report["families"]) == {"armonik", "kfp"}
+    assert set(report["families"]) == {"armonik", "kfp", "flyte"}
+    assert all(row["percent"] == 100.0 for row in report["coverage"].values()), report["uncovered_rules"]
     suites_passed = {case["suite"] for case in report["cases"] if case["outcome"] == "passed"}
     assert suites_passed == set(known_suites()), suites_passed  # every suite had passing cases
     assert all(row["score"] == 100.0 for row in report["scores"].values()), report["scores"]
@@ -70,7 +71,8 @@ def test_clean_mock_passes_every_suite(runs: dict[int, tuple[CheckRun, Path]]) -
     assert {"rule", "method", "family", "suite"} <= properties
 
     page = (folder / "check.html").read_text()
-    assert 'id="score-armonik"' in page and 'id="score-kfp"' in page and "No failures." in page
+    assert all(f'id="score-{family}"' in page for family in ("armonik", "kfp", "flyte"))
+    assert "No failures." in page
 
 
 def test_three_seeds_no_failure_no_flaky(runs: dict[int, tuple[CheckRun, Path]]) -> None:
