@@ -96,6 +96,7 @@ class Report:
     not_checkable: dict[str, dict[str, str]] = field(default_factory=dict)  # family -> rule id -> why
     # family -> rule id -> why: rules only about services the target does not serve
     not_applicable: dict[str, dict[str, str]] = field(default_factory=dict)
+    unspecified_services: dict[str, list[str]] = field(default_factory=dict)  # no rule names them
     min_coverage: float | None = None  # --min-coverage: the run fails below it
     stale_baseline: list[dict[str, str]] = field(default_factory=list)
     exit_status: int = 0
@@ -221,6 +222,7 @@ class Report:
             "uncovered_rules": self.uncovered_rules(),
             "not_checkable_rules": self.not_checkable,
             "not_applicable_rules": self.not_applicable,
+            "unspecified_services": self.unspecified_services,
             "cases": [{**asdict(r), "method": r.method} for r in self.results],
         }
 

@@ -117,6 +117,12 @@ class FamilyRules:
     def of_kind(self, *kinds: str) -> list[Rule]:
         return [r for r in self.rules.values() if r.kind in kinds]
 
+    @cached_property
+    def services(self) -> frozenset[str]:
+        """Full names of the services some rule is about: a documented service outside this set
+        has no semantics in specs yet, so nothing can be checked of it."""
+        return frozenset(method.rpartition(".")[0] for method in self._by_method)
+
 
 def _qualify(method: str, package_services: dict[str, str]) -> str:
     """Accept ``Service.Method`` shorthands when the service name is unique in the family."""

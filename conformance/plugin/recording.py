@@ -351,6 +351,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         unchecked = report.uncovered_rules().get(family)
         if unchecked:
             write(f"{family}: rules no case checked: {', '.join(unchecked)}")
+        unspecified = report.unspecified_services.get(family)
+        if unspecified:
+            names = ", ".join(name.rpartition(".")[2] for name in unspecified)
+            write(f"{family}: services no rule in specs describes (nothing of them checked): {names}")
         foreign = report.not_applicable.get(family)
         if foreign:
             write(

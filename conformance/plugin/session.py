@@ -72,8 +72,10 @@ def _describe_run(report: Report, target: Target) -> None:
         for service in load_inventory(family)["services"]:
             services[service["name"]] = [m["name"] for m in service["methods"]]
         report.methods[family] = services
-        rules = load(family).rules
+        family_rules = load(family)
+        rules = family_rules.rules
         report.rules[family] = sorted(rules)
+        report.unspecified_services[family] = sorted(set(services) - family_rules.services)
         report.not_checkable[family] = {i: r.not_checkable for i, r in rules.items() if r.not_checkable}
 
 

@@ -548,6 +548,7 @@ def check_schemathesis(case: Case, rest: Rest, target: Target) -> None:
         checks.response_schema_conformance,
     ]
     names = {m.name.lower(): m for m in annotated(case.family)}
+    specified = load(case.family).services
     examples = max(1, min(target.max_examples, 5))
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -557,6 +558,8 @@ def check_schemathesis(case: Case, rest: Rest, target: Target) -> None:
             else ""
         )
         method = names.get(operation_id.rpartition("_")[2].lower())
+        if method is not None and method.service not in specified:
+            continue  # no rule describes its service yet: the score line names it as unchecked
         label = short_method(method.path) if method else f"{operation.method.upper()} {operation.path}"
 
         probe_operation(operation, label, rest, wanted, examples)
