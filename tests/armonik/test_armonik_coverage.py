@@ -1,10 +1,8 @@
 """The checks of ArmoniK's behaviour rules (sessions, results, tasks, events, the legacy Submitter,
 partitions, applications, versions, health, authentication) against an in-process mock: on the
-clean mock they pass and check every rule they are written for; on a mock that breaks one of
-those rules, the run fails naming it.
-
-The runs are narrowed to the rules at hand (``--rule``); the full default run, every rule
-covered, is ``tests/conformance/test_every_rule_covered.py``.
+clean mock they pass and check every rule they are written for (the full default run, every
+rule covered: ``tests/conformance/test_every_rule_covered.py``); on a mock that breaks one of
+those rules, a run narrowed to the rule at hand (``--rule``) fails naming it.
 """
 
 from __future__ import annotations
@@ -68,17 +66,6 @@ def failed_rules(report: dict[str, Any]) -> set[str]:
     return {case["rule"] for case in report["cases"] if case["outcome"] == "failed"}
 
 
-def test_every_client_side_behaviour_is_checked_and_holds(server: ThreadedServer, tmp_path: Path) -> None:
-    rules = client_side_behaviours()
-    assert len(rules) >= 35
-    status, report, output = check(server, tmp_path, rules)
-    assert status == 0, output[-3000:]
-    unchecked = set(report["uncovered_rules"].get("armonik", [])) & set(rules)
-    assert not unchecked, f"no case checked {sorted(unchecked)}"
-    marked = set(report.get("not_checkable_rules", {}).get("armonik", {})) & set(rules)
-    assert marked == {"armonik.events.server-shutdown"}
-
-
 def no_grouping(state: Any) -> list[Any]:
     """Every task's application, duplicates included."""
     found = []
@@ -103,6 +90,7 @@ BREAKAGES: dict[str, tuple[Any, str, Callable[..., Any]]] = {
 }
 
 
+@pytest.mark.slow  # a check run per breakage: the end-to-end tier
 @pytest.mark.parametrize("rule", sorted(BREAKAGES))
 def test_a_broken_rule_fails_the_run(
     rule: str, server: ThreadedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
