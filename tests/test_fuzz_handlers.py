@@ -81,26 +81,10 @@ def requests_of(method: Method, example: message.Message | None) -> st.SearchStr
     )
     choices = [wild, strategies.messages(desc, BIG), shaped]
     if example is not None:
-        choices.append(st.builds(lambda w, p: graft(example, w, p), wild, st.randoms(use_true_random=False)))
+        choices.append(
+            st.builds(lambda w, p: strategies.graft(example, w, p), wild, st.randoms(use_true_random=False))
+        )
     return st.one_of(*choices)
-
-
-def graft(example: message.Message, wild: message.Message, pick: Any) -> message.Message:
-    """``example`` with some of ``wild``'s fields (at any depth) put in place of its own."""
-    result = type(example)()
-    result.CopyFrom(example)
-    for field, value in wild.ListFields():
-        choice = pick.random()
-        nested = strategies.is_message(field) and not field.is_repeated
-        if nested and choice < 0.4 and result.HasField(field.name):
-            getattr(result, field.name).CopyFrom(graft(getattr(result, field.name), value, pick))
-        elif choice < 0.7:
-            result.ClearField(field.name)
-            if strategies.is_map(field):
-                strategies.assign(result, field, dict(value))
-            else:
-                strategies.assign(result, field, list(value) if field.is_repeated else value)
-    return result
 
 
 def example_request(scenario: examples.Scenario, method: Method, known: list[str]) -> message.Message | None:

@@ -421,3 +421,28 @@ def roundtrip_binary(msg: message.Message) -> message.Message:
 
 def roundtrip_json(msg: message.Message) -> message.Message:
     return json_format.Parse(json_format.MessageToJson(msg), type(msg)())
+
+
+def graft(
+    example: message.Message, wild: message.Message, pick: Any, descend: float = 0.4, replace: float = 0.7
+) -> message.Message:
+    """``example`` with some of ``wild``'s fields (at any depth) put in place of its own: a valid
+    request with hostile parts, which reaches deeper into a handler than a wholly wild one.
+
+    ``pick`` is a ``random.Random``; for each set field of ``wild``, below ``descend`` the graft
+    goes on inside a nested message, below ``replace`` the field is taken as it is."""
+    result = type(example)()
+    result.CopyFrom(example)
+    for field, value in wild.ListFields():
+        choice = pick.random()
+        nested = is_message(field) and not field.is_repeated
+        if nested and choice < descend and result.HasField(field.name):
+            inner = graft(getattr(result, field.name), value, pick, descend, replace)
+            getattr(result, field.name).CopyFrom(inner)
+        elif choice < replace:
+            result.ClearField(field.name)
+            if is_map(field):
+                assign(result, field, dict(value))
+            else:
+                assign(result, field, list(value) if field.is_repeated else value)
+    return result

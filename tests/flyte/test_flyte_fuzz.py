@@ -10,7 +10,6 @@ DATA_LOSS means a handler raised.  A refused call must leave every table as it w
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import grpc
 import pytest
@@ -25,24 +24,6 @@ REGISTRY = default_registry()
 CRASHES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 WILD = strategies.Options(max_depth=4, max_size=2, max_text=12, invalid_enums=True)
 EXAMPLES = int(os.environ.get("PROTOCONFORM_FUZZ_EXAMPLES", "25"))
-
-
-def graft(example: message.Message, wild: message.Message, pick: Any) -> message.Message:
-    """``example`` with some of ``wild``'s fields (at any depth) put in place of its own."""
-    result = type(example)()
-    result.CopyFrom(example)
-    for field, value in wild.ListFields():
-        choice = pick.random()
-        nested = strategies.is_message(field) and not field.is_repeated
-        if nested and choice < 0.5 and result.HasField(field.name):
-            getattr(result, field.name).CopyFrom(graft(getattr(result, field.name), value, pick))
-        elif choice < 0.8:
-            result.ClearField(field.name)
-            if strategies.is_map(field):
-                strategies.assign(result, field, dict(value))
-            else:
-                strategies.assign(result, field, list(value) if field.is_repeated else value)
-    return result
 
 
 def _versions(admin: Admin) -> tuple[int, ...]:
@@ -60,7 +41,12 @@ def test_odd_requests_never_crash_and_refusals_change_nothing(admin: Admin, name
     example = world.message(method.request_type, PLAUSIBLE[name]())
     wild = strategies.messages(desc, WILD)
     drawn = st.one_of(
-        wild, st.builds(lambda w, p: graft(example, w, p), wild, st.randoms(use_true_random=False))
+        wild,
+        st.builds(
+            lambda w, p: strategies.graft(example, w, p, descend=0.5, replace=0.8),
+            wild,
+            st.randoms(use_true_random=False),
+        ),
     )
 
     @settings(
