@@ -1,4 +1,5 @@
-"""A small sample of the mutation run end to end: three mutants, each served from a copy and checked."""
+"""A small sample of the mutation run end to end: the unmutated tree passes its own check, and two
+mutants are each served from a copy and checked."""
 
 from __future__ import annotations
 
@@ -15,23 +16,22 @@ pytestmark = pytest.mark.slow
 TRIAGE = Path(__file__).resolve().parents[1] / "load" / "benchmarks" / "mutation_triage.yaml"
 
 
-def test_three_mutants(tmp_path: Path) -> None:
+def test_two_mutants(tmp_path: Path) -> None:
     summary = tmp_path / "mutation.json"
-    command = [sys.executable, "-m", "protoconform.load.benchmarks.mutation", "--count", "3", "--seed", "1"]
-    # an unrelated case the unmutated tree fails (another family being worked on) must not stop the sample
+    command = [sys.executable, "-m", "protoconform.load.benchmarks.mutation", "--count", "2", "--seed", "1"]
     done = subprocess.run(
-        [*command, "--triage", str(TRIAGE), "--json", str(summary), "--tolerate-baseline-failures"],
+        [*command, "--jobs", "2", "--triage", str(TRIAGE), "--json", str(summary)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=1200,
     )
-    # 0 or 1 (a survivor not triaged yet, or a low score on three mutants): the run itself worked
+    # 0 or 1 (a survivor not triaged yet, or a low score on two mutants): the run itself worked
     assert done.returncode in (0, 1), done.stdout + done.stderr
     out = done.stdout
     assert "baseline (unmutated): " in out
     for label in (
-        "mutants run:  3",
+        "mutants run:  2",
         "killed:",
         "survived:",
         "equivalent:",
@@ -44,12 +44,12 @@ def test_three_mutants(tmp_path: Path) -> None:
     report = json.loads(summary.read_text())
     totals = report["totals"]
     mutants = report["mutants"]
-    assert len(mutants) == totals["run"] == 3
+    assert len(mutants) == totals["run"] == 2
     assert {m["outcome"] for m in mutants} <= set(OUTCOMES)
-    assert totals["killed"] + totals["survived"] + totals["invalid"] == 3
+    assert totals["killed"] + totals["survived"] + totals["invalid"] == 2
     assert totals["killed"] == totals["killed_by_check"] + totals["killed_at_start"] + totals["timeouts"]
     assert 0 <= report["score"] <= 100
-    assert report["baseline"]["outcome"] == "survived" or report["tolerated_cases"]
+    assert report["baseline"]["outcome"] == "survived"  # the unmutated tree passes its own check
     assert report["passed"] == (done.returncode == 0)
     for mutant in mutants:
         assert mutant["id"].startswith(mutant["path"] + ":") and mutant["before"] != mutant["after"]
