@@ -6,58 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import json_format, message
-from protoconform.mockserver.launcher import ThreadedServer
 from protoconform.specs.registry import default_registry
+from service_client import ServiceClient
 
 SERVICE = "flyteidl.service.AdminService"
 DOMAIN = "development"
 
 
-class Admin:
-    """Calls AdminService methods by name with a message, a dict (protojson) or keyword fields."""
+class Admin(ServiceClient):
+    """AdminService, with helpers that register entities."""
 
-    def __init__(self, channel: grpc.Channel, server: ThreadedServer) -> None:
-        self.registry = default_registry()
-        self.channel = channel
-        self.server = server
-
-    def message(self, full_name: str, value: Any = None, /, **fields: Any) -> message.Message:
-        if isinstance(value, message.Message):
-            return value
-        return json_format.ParseDict(
-            _json({**(value or {}), **fields}), self.registry.message_class(full_name)()
-        )
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        try:
-            method = self.registry.method(f"{SERVICE}.{name}")
-        except KeyError:
-            raise AttributeError(name) from None
-        response_class = self.registry.message_class(method.response_type)
-        stub = self.channel.unary_unary(
-            method.path,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_class.FromString,
-        )
-
-        def call(value: Any = None, /, **fields: Any) -> Any:
-            return stub(self.message(method.request_type, value, **fields), timeout=10)
-
-        return call
-
-    def error(self, method: str, value: Any = None, /, **fields: Any) -> grpc.RpcError:
-        """Call expecting a failure; returns the error."""
-        with pytest.raises(grpc.RpcError) as caught:
-            getattr(self, method)(value, **fields)
-        return caught.value
-
-    def advance(self, seconds: float) -> None:
-        self.server.run(lambda: self.server.server.clock.advance(seconds))
-
-    def state(self) -> Any:
-        return self.server.server.states["flyte"]
+    SERVICE = SERVICE
+    FAMILY = "flyte"
 
     # -- registration -------------------------------------------------------------------------
     def project(self, project_id: str = "p1", **fields: Any) -> None:
@@ -124,17 +85,6 @@ class Admin:
             token = page.token
             if not token:
                 return items
-
-
-def _json(value: Any) -> Any:
-    """Dicts and lists whose leaves may be messages, as protojson."""
-    if isinstance(value, message.Message):
-        return json_format.MessageToDict(value, preserving_proto_field_name=True)
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
 
 
 def identifier(

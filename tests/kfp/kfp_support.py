@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-import grpc
-import pytest
-from google.protobuf import json_format, message
-from protoconform.mockserver.launcher import ThreadedServer
-from protoconform.specs.registry import default_registry
+from service_client import ServiceClient
 
 SERVICE = "api.RunService"
 
@@ -51,42 +46,11 @@ def workflow(tasks: dict[str, list[str]] | None = None, **extra: Any) -> dict[st
     return body
 
 
-class RunService:
-    """Calls RunService methods by name with a message, a dict (protojson) or keyword fields."""
+class RunService(ServiceClient):
+    """RunService, with helpers that create and list runs."""
 
-    def __init__(self, channel: grpc.Channel, server: ThreadedServer) -> None:
-        self.registry = default_registry()
-        self.channel = channel
-        self.server = server
-
-    def message(self, full_name: str, value: Any = None, **fields: Any) -> message.Message:
-        cls = self.registry.message_class(full_name)
-        if isinstance(value, message.Message):
-            return value
-        return json_format.ParseDict({**(value or {}), **fields}, cls())
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        try:
-            method = self.registry.method(f"{SERVICE}.{name}")
-        except KeyError:
-            raise AttributeError(name) from None
-        response_class = self.registry.message_class(method.response_type)
-        stub = self.channel.unary_unary(
-            method.path,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_class.FromString,
-        )
-
-        def call(value: Any = None, **fields: Any) -> Any:
-            return stub(self.message(method.request_type, value, **fields), timeout=10)
-
-        return call
-
-    def error(self, name: str, value: Any = None, **fields: Any) -> grpc.RpcError:
-        """Call expecting a failure; returns the error."""
-        with pytest.raises(grpc.RpcError) as caught:
-            getattr(self, name)(value, **fields)
-        return caught.value
+    SERVICE = SERVICE
+    FAMILY = "kfp"
 
     def create(self, name: str = "run", manifest: dict[str, Any] | None = None, **run: Any) -> Any:
         body = {"name": name, "pipeline_spec": {"workflow_manifest": json.dumps(manifest or workflow())}}
@@ -96,12 +60,6 @@ class RunService:
             else:
                 body[key] = value
         return self.CreateRun(run=body).run
-
-    def advance(self, seconds: float) -> None:
-        self.server.run(lambda: self.server.server.clock.advance(seconds))
-
-    def state(self) -> Any:
-        return self.server.server.states["kfp"]
 
     def list_all(self, **request: Any) -> list[Any]:
         """Every run, following page tokens."""
