@@ -11,7 +11,7 @@ import pytest
 from protoconform.load.benchmarks import mutation as m
 
 REPO_TRIAGE = Path(__file__).resolve().parents[1] / "load" / "benchmarks" / "mutation_triage.yaml"
-ID = re.compile(r"^mockserver/apis/(armonik|kfp)/\w+\.py:\d+:\d+:(delete|negate|flip|constant|return):\d+$")
+ID = re.compile(r"^mockserver/apis/\w+/\w+\.py:\d+:\d+:(delete|negate|flip|constant|return):\d+$")
 
 SOURCE = textwrap.dedent(
     '''\
@@ -114,9 +114,13 @@ def test_every_mutant_compiles_and_differs(sites: list[m.Site]) -> None:
 def test_handler_files_and_exclusions() -> None:
     root = m.package_folders()["mockserver"].parent
     files = m.handler_files(root)
-    assert any(f.startswith("mockserver/apis/armonik/") for f in files)
-    assert any(f.startswith("mockserver/apis/kfp/") for f in files)
+    for family in ("armonik", "kfp", "flyte"):
+        assert any(f.startswith(f"mockserver/apis/{family}/") for f in files), family
     assert not {Path(f).name for f in files} & m.EXCLUDED_FILES
+    # --api narrows the sites to one family's handlers
+    kfp_only = m.handler_files(root, ["kfp"])
+    assert kfp_only and all(f.startswith("mockserver/apis/kfp/") for f in kfp_only)
+    assert {s.path for s in m.collect(root, ["kfp"])} <= set(kfp_only)
 
 
 def test_real_sites_ids_and_mutants() -> None:

@@ -19,11 +19,13 @@ for every client; then each survivor with its original and mutated line.  Exit s
 score is under ``--min-score`` or a survivor is not triaged (an entry ``killed_by`` for a mutant that
 still survives counts as not triaged), 2 when the run cannot be made.
 
-    python -m protoconform.load.benchmarks.mutation [--seed S] [--count N] [--jobs J] [--json PATH]
+    python -m protoconform.load.benchmarks.mutation [--api F] [--seed S] [--count N] [--jobs J] [--json PATH]
     python -m protoconform.load.benchmarks.mutation --mutant ID     # re-run one mutant
     python -m protoconform.load.benchmarks.mutation --list          # every site
 
-Sites come from ``mockserver/apis/armonik/*.py`` and ``mockserver/apis/kfp/*.py`` except:
+Sites come from the handler modules of the families chosen with ``--api`` (default: every built-in
+family: ``mockserver/apis/<family>/*.py``), and each check is a full default check of those families
+(``--api`` again: a bug in one family's handlers cannot show in another's cases), except:
 
 - ``defects.py``: the deliberate bugs behind ``--defect``, all off in a default run;
 - ``compat.py``: the ``--armonik-compat reference-mock`` answers, not served by default;
@@ -75,8 +77,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from protoconform.specs.families import TABLE
 
-HANDLER_FOLDERS = ("mockserver/apis/armonik", "mockserver/apis/kfp")
+HANDLERS_PACKAGE = "protoconform.mockserver.apis."  # built-in families' handlers live below it
 EXCLUDED_FILES = frozenset({"__init__.py", "defects.py", "compat.py", "attach.py", "options.py"})
 # What the mock imports (protos <- specs <- mockserver) and the harness (conformance).
 COPIED_PACKAGES = ("mockserver", "specs", "protos", "conformance")
@@ -491,20 +494,32 @@ def collect_file(path: str, source: str) -> list[Site]:
     return collector.sites
 
 
-def handler_files(root: Path) -> list[str]:
-    """The handler modules under the package root ``root``, relative to it, sorted."""
+def built_in_families() -> list[str]:
+    """The families whose handlers are part of this package (those a snapshot can mutate)."""
+    return [name for name, family in TABLE.items() if family.handlers_module.startswith(HANDLERS_PACKAGE)]
+
+
+def handler_files(root: Path, families: Sequence[str] | None = None) -> list[str]:
+    """The handler modules of ``families`` (default: every built-in one) under the package root
+    ``root``, relative to it, sorted."""
+    folders = [
+        TABLE[name].handlers_module.removeprefix("protoconform.").replace(".", "/")
+        for name in families or built_in_families()
+    ]
     return sorted(
         f"{folder}/{file.name}"
-        for folder in HANDLER_FOLDERS
+        for folder in folders
         for file in (root / folder).glob("*.py")
         if file.name not in EXCLUDED_FILES
     )
 
 
-def collect(root: Path) -> list[Site]:
-    """Every site of the handler modules under ``root``, in id order (files, lines, columns...)."""
+def collect(root: Path, families: Sequence[str] | None = None) -> list[Site]:
+    """Every site of the handler modules of ``families`` under ``root``, in id order (files, lines...)."""
     sites = [
-        site for path in handler_files(root) for site in collect_file(path, (root / path).read_text("utf-8"))
+        site
+        for path in handler_files(root, families)
+        for site in collect_file(path, (root / path).read_text("utf-8"))
     ]
     return sorted(sites, key=lambda s: (s.path, s.line, s.col, OPERATORS.index(s.operator), s.index))
 
@@ -690,12 +705,20 @@ class Check:
     detail: str  # the last line it printed, when it failed without a failing case
 
 
-def run_check(server: Server, harness: Path, workdir: Path, timeout: float, check_seed: int | None) -> Check:
-    """A full default check against ``server``, run by the harness of the unmutated copy whose parent
-    folder is ``harness``."""
+def run_check(
+    server: Server,
+    harness: Path,
+    workdir: Path,
+    options: argparse.Namespace,
+) -> Check:
+    """A full default check of the run's families against ``server``, run by the harness of the
+    unmutated copy whose parent folder is ``harness``."""
     report = workdir / "check.json"
+    timeout, check_seed = options.timeout, options.check_seed
     arguments = [
         "check",
+        "--api",
+        ",".join(options.api),
         "--target",
         server.grpc,
         "--rest",
@@ -771,7 +794,7 @@ def run_mutant(site: Site | None, base: Path, options: argparse.Namespace) -> Re
                 waited = f"no ready line in {options.start_timeout:g} s"
                 result.detail = (waited if status is None else f"exited with status {status}") + said
             else:
-                check = run_check(server, base.parent, workdir, options.timeout, options.check_seed)
+                check = run_check(server, base.parent, workdir, options)
                 result.outcome, result.check_exit, result.detail = (
                     judge(check, options.tolerated),
                     check.status,
@@ -880,6 +903,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=1, help="which mutants are sampled (default: %(default)s)"
     )
+    parser.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="FAMILY",
+        help="families whose handlers are mutated and checked; repeatable or comma-separated "
+        f"(default: {','.join(built_in_families())})",
+    )
     parser.add_argument("--count", type=int, default=40, help="mutants sampled (default: %(default)s)")
     parser.add_argument(
         "--mutant", action="append", default=[], metavar="ID", help="run this mutant (repeatable)"
@@ -914,6 +945,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.tolerated = frozenset()
     if args.count < 1 or args.jobs < 1:
         parser.error("--count and --jobs must be at least 1")
+    known = built_in_families()
+    args.api = [name for value in args.api for name in value.split(",") if name.strip()] or known
+    unknown = sorted(set(args.api) - set(known))
+    if unknown:
+        parser.error(f"--api: {', '.join(unknown)} is not one of {', '.join(known)}")
+    args.api = [name for name in known if name in args.api]  # one order: the same sample for the same set
     return args
 
 
@@ -979,18 +1016,18 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         root = package_folders()["mockserver"].parent
-        for site in collect(root):
+        for site in collect(root, args.api):
             before, after = site.lines((root / site.path).read_text("utf-8"))
             print(f"{site.id}  {site.description}: {short(before, 70)!r} -> {short(after, 70)!r}")
         return 0
     triage = _triage(args)
     with tempfile.TemporaryDirectory(prefix="protoconform-mutation-") as folder:
         base = snapshot(Path(folder))  # one source tree for the whole run, whatever changes meanwhile
-        sites = collect(base)
+        sites = collect(base, args.api)
         selected = _selected(sites, args)
         print(
-            f"sites: {len(sites)} in {len(handler_files(base))} files; running {len(selected)} mutants "
-            f"(seed {args.seed}, {args.jobs} at once)",
+            f"sites: {len(sites)} in {len(handler_files(base, args.api))} files of {','.join(args.api)}; "
+            f"running {len(selected)} mutants (seed {args.seed}, {args.jobs} at once)",
             flush=True,
         )
         baseline = None
@@ -1021,6 +1058,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = {
+            "families": args.api,
             "seed": args.seed,
             "count": args.count,
             "check_seed": args.check_seed,

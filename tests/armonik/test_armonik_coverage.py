@@ -1,7 +1,7 @@
 """The checks of ArmoniK's behaviour rules (sessions, results, tasks, events, the legacy Submitter,
 partitions, applications, versions, health, authentication) against an in-process mock: on the
 clean mock they pass and check every rule they are written for (the full default run, every
-rule covered: ``tests/conformance/test_every_rule_covered.py``); on a mock that breaks one of
+rule covered: ``tests/conformance/test_engine_check.py``); on a mock that breaks one of
 those rules, a run narrowed to the rule at hand (``--rule``) fails naming it.
 """
 

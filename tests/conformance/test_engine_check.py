@@ -3,7 +3,9 @@
 Each seed runs on a fresh mock (two at a time).  Every run: all suites pass, nothing
 fails.  Seed 0 writes the JUnit, JSON and HTML reports, which are checked.  Every case
 has the same outcome under every seed (no flaky case).  The elapsed time is printed
-and must stay under five minutes.
+and must stay under five minutes.  Every rule in specs is checked by some case, or says
+why no client can check it (``not_checkable``): the runs gate on ``--min-coverage 100``,
+and a rule no case checked is listed with its description and where specs write it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engine_support import CheckRun, Engine, run_check
 from protoconform.conformance import known_suites
 from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
+from protoconform.specs import rules as spec_rules
 
 pytestmark = pytest.mark.slow  # three full checks of every family: the end-to-end tier
 BUDGET_SECONDS = 300
@@ -85,3 +88,22 @@ def test_three_seeds_no_failure_no_flaky(runs: dict[int, tuple[CheckRun, Path]])
     for seed in SEEDS[1:]:
         changed = {k for k in first.keys() | outcomes[seed].keys() if first.get(k) != outcomes[seed].get(k)}
         assert not changed, f"seed {seed} differs on {sorted(changed)[:10]}"
+
+
+def test_every_rule_is_covered_or_marked_not_checkable(runs: dict[int, tuple[CheckRun, Path]]) -> None:
+    run, _ = runs[0]
+    report = run.report
+    assert report is not None, run.stdout[-3000:] + run.stderr[-3000:]
+    assert report["not_applicable_rules"] == {}, "the mock serves every service"
+    uncovered = {family: ids for family, ids in report["uncovered_rules"].items() if ids}
+    # The gate says the same as the list, on the terminal and in the JSON report.
+    assert sorted(report["below_min_coverage"]) == sorted(uncovered), report["coverage"]
+    for family in uncovered:
+        assert f"FAIL {family}: rule coverage " in run.stdout, run.stdout[-3000:]
+    lines = []
+    for family, ids in sorted(uncovered.items()):
+        row = report["coverage"][family]
+        lines.append(f"{family}: {len(ids)} of {row['checkable']} checkable rules unchecked")
+        rules = spec_rules.load(family).rules
+        lines += [f"  {rule} ({rules[rule].where}): {rules[rule].description}" for rule in ids]
+    assert not uncovered, "rules no case checked and not marked not_checkable:\n" + "\n".join(lines)

@@ -1,6 +1,6 @@
 """The pieces KFP's newer checks rest on (an artifact's gzipped tar, a run's progress as a RunDetail
 shows it) tell good answers from bad ones; every KFP rule covered by the full default run is
-``test_every_rule_covered.py``."""
+``test_engine_check.py`` (end-to-end tier)."""
 
 from __future__ import annotations
 
