@@ -21,6 +21,12 @@ from protoconform.conformance import known_suites
 from protoconform.conformance.options import TOKEN_ENV, forwarded, options_for
 
 PLUGIN = "protoconform.conformance.plugin"
+# The only installed pytest plugins a check loads: the suites' own needs.  Others a user has installed
+# (random order, coverage, xdist...) would change the run, and autoloading them makes pytest rewrite
+# the asserts of every module of their distributions (hundreds, on each run when bytecode is not
+# written).
+AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+THIRD_PARTY_PLUGINS = ("_hypothesis_pytestplugin", "schemathesis.pytest.plugin")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +55,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     folder = str(Path(suites.__file__).resolve().parent)
     argv = [
         *suite_files(),
+        *(arg for plugin in THIRD_PARTY_PLUGINS for arg in ("-p", plugin)),
         "-p",
         PLUGIN,
         # The suites are package modules: import them as such, leave sys.path and the
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     except TargetError as exc:
         print(f"protoconform check: error: {exc}", file=sys.stderr)
         return 2
+    os.environ[AUTOLOAD_OFF] = "1"
     status = int(pytest.main(pytest_args(args)))
     if status == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("protoconform check: no case matches the selection", file=sys.stderr)
