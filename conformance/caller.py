@@ -12,6 +12,7 @@ unique among the served families.  Requests may be messages or protojson dicts.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import shlex
@@ -23,8 +24,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, message
+from google.rpc import status_pb2
 from protoconform.conformance.target import Target
 from protoconform.specs.registry import Method, Registry
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"  # where grpc-status carries a google.rpc.Status
 
 
 @dataclass
@@ -62,6 +66,32 @@ class Reply:
 
     def request_json(self) -> str:
         return "\n".join(to_json(r) for r in self.requests) or "{}"
+
+    def error_view(self, registry: Registry) -> dict[str, Any]:
+        """A refused call as data: ``{code, message, details}``, the details being the
+        ``google.rpc.Status`` details of the ``grpc-status-details-bin`` trailer, each as protojson
+        with its ``@type`` (the full message name; a type the registry does not know keeps its
+        bytes, base64, under ``value``)."""
+        details = []
+        for key, value in self.trailing_metadata:
+            if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+                continue
+            status = status_pb2.Status()
+            try:
+                status.ParseFromString(value)
+            except message.DecodeError:
+                continue  # a malformed trailer is no detail; the code and message still count
+            for packed in status.details:
+                name = packed.type_url.rpartition("/")[2]
+                try:
+                    detail = registry.message_class(name)()
+                    packed.Unpack(detail)
+                except (KeyError, TypeError, message.DecodeError):
+                    details.append({"@type": name, "value": base64.b64encode(packed.value).decode()})
+                    continue
+                shown = json_format.MessageToDict(detail, preserving_proto_field_name=True)
+                details.append({"@type": name, **shown})
+        return {"code": self.code.name, "message": self.message, "details": details}
 
 
 def to_json(msg: message.Message, indent: int | None = None) -> str:
@@ -237,6 +267,8 @@ class Caller:
             else:
                 reply.code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 reply.message = exc.details() or "" if hasattr(exc, "details") else str(exc)
+                if hasattr(exc, "trailing_metadata"):  # google.rpc.Status details ride here
+                    reply.trailing_metadata = tuple(exc.trailing_metadata() or ())
         reply.elapsed = time.monotonic() - started
         return reply
 

@@ -22,6 +22,9 @@ use) is data, written next to the rules::
           request: {...}
           # expect: CODE                 (instead of the rule's code)
           # reply: {field: results.1.status, in: [DUPLICATE_REPORTING]}   (an in-band status)
+          # error: {field: details.0.already_in_terminal_state.current_phase, in: [SUCCEEDED]}
+          #        (the refusal as {code, message, details}: google.rpc.Status details, protojson
+          #        with their "@type"; a step that expects a code checks the same view with reply:)
       kfp.runs.terminate.effect:     # a rule whose code is OK: the call, then what it changed
         - method: RunService.TerminateRun
           given: {...}
@@ -125,6 +128,7 @@ class Example:
     rule: str = ""  # set for counter-examples: the rule the call must break
     expect: str = ""  # counter-examples: a code other than the rule's
     reply: tuple[dict[str, Any], ...] = ()  # counter-examples: what the in-band reply holds (expectations)
+    error: tuple[dict[str, Any], ...] = ()  # counter-examples: the refusal ({code, message, details})
     then: tuple[Step, ...] = ()  # steps after the call, to see its effect (``reply`` is bound)
     inside: str = ""  # the place the call runs in (``places:``), "" = anywhere
     inside_settings: dict[str, Any] = field(default_factory=dict)  # what the example asks of the place
@@ -252,7 +256,10 @@ class FamilyExamples:
             rule=rule_id,
             expect=str(raw.get("expect", "")),
             reply=self._expectations(raw.get("reply"), where),
+            error=self._expectations(raw.get("error"), where, "error"),
         )
+        if counter.reply and counter.error:
+            raise ExampleError(f"{where}: reply: is an in-band answer, error: a refusal; not both")
         self.cases.setdefault(rule_id, []).append(counter)
 
     # -- names ------------------------------------------------------------------------
@@ -289,12 +296,12 @@ class FamilyExamples:
         )
 
     @staticmethod
-    def _expectations(raw: Any, where: str) -> tuple[dict[str, Any], ...]:
+    def _expectations(raw: Any, where: str, key: str = "reply") -> tuple[dict[str, Any], ...]:
         items = [raw] if isinstance(raw, dict) else list(raw or [])
         for item in items:
             problem = expectations.malformed(item)
             if problem:
-                raise ExampleError(f"{where}.reply: {problem}")
+                raise ExampleError(f"{where}.{key}: {problem}")
         return tuple(items)
 
     def _inside(self, raw: Any, where: str) -> tuple[str, dict[str, Any]]:

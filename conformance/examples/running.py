@@ -167,6 +167,8 @@ class Scenario:
         return self.rpc(m, data, **kwargs)
 
     def bind(self, reply: Reply) -> Any:
+        if not reply.ok:  # a refusal binds as {code, message, details}: its details can be checked
+            return reply.error_view(self.rpc.registry)
         if reply.method.server_streaming:
             return [as_dict(r) for r in reply.responses]
         return as_dict(reply.response) if reply.response is not None else {}

@@ -476,6 +476,10 @@ def test_rule(case: Case, scenario: ex.Scenario, target: Target, rpc: Any) -> No
             _expect_reply_field(reply, example.reply, scenario, bindings)
         else:
             _expect_status(reply, rule, target, rule.field, example.expect)
+            # the refusal's code was this project's (not a real server's other one, --lenient): now
+            # its message and details
+            if example.error and reply.code.name == (example.expect or rule.code):
+                _expect_reply_field(reply, example.error, scenario, bindings)
         scenario.follow(example, bindings, reply)  # effects: what the call changed (`then:` steps)
         return
 
