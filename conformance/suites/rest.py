@@ -154,8 +154,28 @@ def _zero_text(request: message.Message, dotted: str) -> str | None:
     return str(value) if value != "" else None
 
 
-def transcode(method: Method, request: message.Message) -> HttpCall:
+def _peek(data: dict[str, Any], dotted: str) -> Any:
+    holder: Any = data
+    for part in dotted.split("."):
+        holder = holder.get(part) if isinstance(holder, dict) else None
+    return holder
+
+
+def binding_for(method: Method, request: message.Message) -> Any:
+    """The route a client would pick for ``request``: the first of the rule and its
+    ``additional_bindings`` whose URL variables the request all sets (e.g. Flyte's routes with and
+    without ``org``), else the rule itself."""
     rule = http_rule(method)
+    data = json_format.MessageToDict(request, preserving_proto_field_name=True)
+    for candidate in (rule, *rule.additional_bindings):
+        names = [m.group(1) for m in VARIABLE.finditer(_verb_and_template(candidate)[1])]
+        if all(_peek(data, name) not in (None, "") or _zero_text(request, name) for name in names):
+            return candidate
+    return rule
+
+
+def transcode(method: Method, request: message.Message) -> HttpCall:
+    rule = binding_for(method, request)
     verb, template = _verb_and_template(rule)
     data = json_format.MessageToDict(request, preserving_proto_field_name=True)
 

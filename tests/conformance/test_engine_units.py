@@ -346,3 +346,27 @@ def test_a_name_label_is_one_fresh_name_per_case() -> None:
     assert resolved["c"] != resolved["a"]
     assert scenario().resolve("${name:wf}", {}) != resolved["a"]  # another case, another name
     assert ex.placeholders({"a": "${name:wf}"}) == set()  # a label is not a bound name
+
+
+def test_rest_route_is_the_first_binding_the_request_fills() -> None:
+    from protoconform.conformance.suites.rest import transcode
+
+    method = REGISTRY.method("flyteidl.service.AdminService.ListTasks")
+    request = REGISTRY.message_class(method.request_type)(id={"project": "p", "domain": "d"}, limit=5)
+    # the name is not set: the additional binding without it, not the main route with an empty segment
+    assert transcode(method, request).path == "/api/v1/tasks/p/d"
+    request.id.name = "t"
+    call = transcode(method, request)
+    assert call.path == "/api/v1/tasks/p/d/t" and ("limit", "5") in call.query
+
+
+def test_error_expectations_are_parsed_and_exclusive_with_reply() -> None:
+    book = ex.book("flyte")
+    assert all(isinstance(case.error, tuple) for cases in book.cases.values() for case in cases)
+    with pytest.raises(ex.ExampleError, match="not both"):
+        book._add_case(
+            "flyte.events.workflow.terminal",
+            "flyteidl.service.AdminService.CreateWorkflowEvent",
+            {"request": {}, "reply": {"field": "a", "in": [1]}, "error": {"field": "code", "in": ["X"]}},
+            "here",
+        )
