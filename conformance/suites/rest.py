@@ -203,10 +203,26 @@ class HttpReply:
     text: str
 
     def json(self) -> Any:
+        """The body as JSON; None when it is none (or nested past the parser's stack: a hostile
+        target's answer is a finding, never a crash of the harness)."""
         try:
             return json.loads(self.text) if self.text else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
+
+
+MAX_BODY_BYTES = 64 << 20  # far above any answer of these APIs; a target cannot fill the harness's memory
+
+
+def _read_capped(response: requests.Response) -> bytes | None:
+    """The body, or None once it passes :data:`MAX_BODY_BYTES`."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Rest:
@@ -225,12 +241,24 @@ class Rest:
 
     def send(self, call: HttpCall) -> HttpReply:
         try:
-            response = self.session.request(
-                call.verb, self.base + call.path, params=call.query, json=call.body, timeout=self.timeout
-            )
+            with self.session.request(
+                call.verb,
+                self.base + call.path,
+                params=call.query,
+                json=call.body,
+                timeout=self.timeout,
+                stream=True,
+            ) as response:
+                body = _read_capped(response)
         except requests.RequestException as exc:
             raise Mismatch("an HTTP answer", type(exc).__name__, reproducer=self.reproducer(call)) from None
-        return HttpReply(call, response.status_code, response.text)
+        if body is None:
+            raise Mismatch(
+                f"an HTTP answer of at most {MAX_BODY_BYTES} bytes",
+                "a longer body (not read to its end)",
+                reproducer=self.reproducer(call),
+            )
+        return HttpReply(call, response.status_code, body.decode(response.encoding or "utf-8", "replace"))
 
     def reproducer(self, call: HttpCall, method: str = "") -> dict[str, str]:
         body = json.dumps(call.body, indent=2) if call.body is not None else "{}"

@@ -370,3 +370,36 @@ def test_error_expectations_are_parsed_and_exclusive_with_reply() -> None:
             {"request": {}, "reply": {"field": "a", "in": [1]}, "error": {"field": "code", "in": ["X"]}},
             "here",
         )
+
+
+def test_rest_answers_from_a_hostile_target_are_findings_not_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    from protoconform.conformance.suites import rest
+
+    bodies = {"/deep": b"[" * 200_000 + b"]" * 200_000, "/long": b"x" * 5000}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = bodies[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = rest.Rest(Target("h:1", rest=f"http://127.0.0.1:{server.server_address[1]}"))
+        deep = client.send(rest.HttpCall("GET", "/deep", [], None))
+        assert deep.status == 200 and deep.json() is None  # not JSON this harness can read: no RecursionError
+        monkeypatch.setattr(rest, "MAX_BODY_BYTES", 4096)
+        with pytest.raises(Mismatch, match="at most 4096 bytes"):
+            client.send(rest.HttpCall("GET", "/long", [], None))
+    finally:
+        server.shutdown()
