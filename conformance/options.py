@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from protoconform.conformance import DEFAULT_MAX_EXAMPLES, known_suites
-from protoconform.specs.argtypes import address, positive, readable_file, url
+from protoconform.specs.argtypes import address, positive, readable_file, url, writable_file
 
 Where = Literal["both", "cli", "pytest"]
 
@@ -311,10 +311,32 @@ OPTIONS: tuple[CheckOption, ...] = (
         metavar="ADDRESS",
         group=ARMONIK,
     ),
-    CheckOption(("--junit",), "JUnit XML report", default="", metavar="PATH", group=REPORTS),
-    CheckOption(("--json",), "JSON report", default="", metavar="PATH", group=REPORTS, dest="pc_json"),
+    # report paths are tried before the run, not after it has taken minutes
     CheckOption(
-        ("--html",), "self-contained HTML report", default="", metavar="PATH", group=REPORTS, dest="pc_html"
+        ("--junit",),
+        "JUnit XML report",
+        kind=_or_unset(writable_file),
+        default="",
+        metavar="PATH",
+        group=REPORTS,
+    ),
+    CheckOption(
+        ("--json",),
+        "JSON report",
+        kind=_or_unset(writable_file),
+        default="",
+        metavar="PATH",
+        group=REPORTS,
+        dest="pc_json",
+    ),
+    CheckOption(
+        ("--html",),
+        "self-contained HTML report",
+        kind=_or_unset(writable_file),
+        default="",
+        metavar="PATH",
+        group=REPORTS,
+        dest="pc_html",
     ),
 )
 

@@ -121,3 +121,21 @@ def readable_file(text: str) -> str:
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc.strerror}") from None
     return text
+
+
+def writable_file(text: str) -> str:
+    """A file we may write (a report): its folder is made if missing; a file that was not there
+    before is not left behind by the probe."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: cannot write there ({exc.strerror})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+    return text
