@@ -23,17 +23,8 @@ from pathlib import Path
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from protoconform import specs
 from protoconform.specs.argtypes import readable_file
+from protoconform.specs.families import TABLE
 from protoconform.specs.registry import default_registry
-
-# Generated modules to import so that every documented (and undocumented)
-# declaration of a family is in the default pool.
-WHEEL_PACKAGES: tuple[str, ...] = (
-    "flyteidl.service",
-    "flyteidl.admin",
-    "flyteidl.core",
-    "flyteidl.event",
-    "armonik.protogen",
-)
 
 _SCALAR_NAMES = {
     getattr(descriptor.FieldDescriptor, name): name.removeprefix("TYPE_").lower()
@@ -69,13 +60,21 @@ class Descriptors:
 
 
 def _wheel_files() -> list[descriptor.FileDescriptor]:
-    files = []
-    for package_name in WHEEL_PACKAGES:
+    """Every file the families' wheel packages (the family table) define or import: their services
+    and, through imports, every message and enum those reach."""
+    files: dict[str, descriptor.FileDescriptor] = {}
+    pending = []
+    for package_name in (name for family in TABLE.values() for name in family.wheel_packages):
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, package_name + "."):
             if info.name.endswith("_pb2"):
-                files.append(importlib.import_module(info.name).DESCRIPTOR)
-    return files
+                pending.append(importlib.import_module(info.name).DESCRIPTOR)
+    while pending:
+        file = pending.pop()
+        if file.name not in files:
+            files[file.name] = file
+            pending.extend(file.dependencies)
+    return sorted(files.values(), key=lambda f: f.name)
 
 
 def _local_files(pool: descriptor_pool.DescriptorPool, notes: list[str]) -> list[descriptor.FileDescriptor]:
