@@ -26,7 +26,7 @@ SMALL_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1638
 
 @pytest.fixture(scope="module")
 def server_options() -> dict[str, Any]:
-    return {"event_queue_limit": LIMIT}
+    return {"event_buffer": LIMIT}  # --armonik-event-buffer
 
 
 # -- Topic ---------------------------------------------------------------------------------------
@@ -206,3 +206,15 @@ def _wait_for(condition: Any, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_the_buffer_bound_is_a_serve_option_whose_default_the_rule_states() -> None:
+    from protoconform.mockserver.apis.armonik import options_from_args
+    from protoconform.mockserver.apis.armonik.options import ArmonikOptions
+    from protoconform.mockserver.cli import build_parser
+    from protoconform.specs import rules
+
+    rule = rules.load("armonik").rule("armonik.events.slow-consumer")
+    assert ArmonikOptions().event_buffer == pubsub.DEFAULT_LIMIT == int(rule.params["default_limit"])
+    args = build_parser().parse_args(["serve", "--armonik-event-buffer", "50"])
+    assert options_from_args(args)["event_buffer"] == 50

@@ -172,6 +172,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         "(default: a private temporary folder, removed when the server stops)",
     )
     add(
+        "--armonik-event-buffer",
+        type=positive(int),
+        metavar="N",
+        help="events that may wait for one GetEvents stream; a client further behind gets "
+        f"RESOURCE_EXHAUSTED (default: {defaults.event_buffer})",
+    )
+    add(
         "--armonik-compat",
         choices=COMPAT_MODES,
         help="answer like another implementation instead of the stateful semantics",
@@ -199,6 +206,7 @@ _ARGUMENTS = {
     "armonik_agent_address": "agent_address",
     "armonik_compat": "compat",
     "armonik_core_version": "core_version",
+    "armonik_event_buffer": "event_buffer",
 }
 _FLAGS: dict[str, str] = {}  # dest -> its flag, filled by add_arguments, for errors found after parsing
 

@@ -5,7 +5,7 @@ existing matching task and result (their current status), then follows live
 changes (rules ``armonik.events.*``).  The server ends it only in two cases:
 
 - slow consumer (``armonik.events.slow-consumer``): a stream buffers at most
-  ``event_queue_limit`` events (family option, default
+  ``--armonik-event-buffer`` events (default
   :data:`pubsub.DEFAULT_LIMIT`); when a client falls further behind, the buffer is
   dropped and the stream ends with RESOURCE_EXHAUSTED saying how far behind it was.
   A client that has stopped reading altogether sees that status once it reads
@@ -106,7 +106,7 @@ def response(event: Event) -> EventSubscriptionResponse:
 async def get_events(request, ctx: CallContext) -> AsyncIterator[EventSubscriptionResponse]:
     """Snapshot, then live events of one session, until the client cancels.
 
-    Slow consumers: at most ``event_queue_limit`` events wait for a stream; one
+    Slow consumers: at most ``--armonik-event-buffer`` events wait for a stream; one
     more and the stream ends with RESOURCE_EXHAUSTED ("the client fell behind").
     Shutdown ends it with UNAVAILABLE.  See the module docstring.
     """

@@ -11,10 +11,11 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from protoconform.mockserver.pubsub import DEFAULT_LIMIT
 from protoconform.specs.argtypes import address
 
 COMPAT_MODES = ("reference-mock",)
-ALIASES = {"data_folder": "data_root"}  # earlier option names
+ALIASES = {"data_folder": "data_root", "event_queue_limit": "event_buffer"}  # earlier option names
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class ArmonikOptions:
     data_root: str = ""  # the only folder Worker/Agent files live in ("" = a private temporary one)
     compat: str = ""  # "" (stateful) or "reference-mock"
     core_version: str = ""  # Versions.ListVersions core; "" = this server's version
+    event_buffer: int = DEFAULT_LIMIT  # events waiting for one event stream before it ends (slow consumer)
     extra: dict[str, Any] = field(default_factory=dict)  # options of other parts (agent, worker)
 
     @property

@@ -49,7 +49,7 @@ from armonik.protogen.common.session_status_pb2 import SessionStatus
 from armonik.protogen.common.task_status_pb2 import TaskStatus
 from protoconform.mockserver.apis.armonik.options import ArmonikOptions, PartitionSpec
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.pubsub import DEFAULT_LIMIT, Topic
+from protoconform.mockserver.pubsub import Topic
 from protoconform.mockserver.rpc import ApiError
 from protoconform.mockserver.validation import rule_error
 from protoconform.specs import rules as spec_rules
@@ -391,9 +391,8 @@ class ArmonikState:
         self.results = ResultRepository()
         self.partitions = PartitionRepository()
         self.objects = ObjectStore()
-        # Keys: the session id, plus the task or result id; the bound is the family option
-        # ``event_queue_limit`` (pubsub.DEFAULT_LIMIT when unset).
-        self.events: Topic[Event] = Topic(int(options.extra.get("event_queue_limit") or DEFAULT_LIMIT))
+        # Keys: the session id, plus the task or result id; bounded per stream (--armonik-event-buffer).
+        self.events: Topic[Event] = Topic(options.event_buffer)
         self.session_machine = self.rules.state_machines["session"]
         for spec in options.partitions:
             self.partitions.add(_partition_of(spec))
