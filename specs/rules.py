@@ -144,8 +144,18 @@ class _Origins:
         self._seen[where] = source
 
 
+# Sections whose entries are lists of independent items (the counter-examples of a rule): the same key
+# in two files joins its items, so each area's file can check a rule another file also checks.
+JOINED_SECTIONS = frozenset({"cases"})
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _merge(into: dict[str, Any], section: str, value: Any, source: str, origins: _Origins) -> None:
-    """Merge one top-level section: a mapping's keys join those of other files; a key twice is an error."""
+    """Merge one top-level section: a mapping's keys join those of other files; a key twice is an error
+    (except in :data:`JOINED_SECTIONS`, where the key's items join)."""
     if not isinstance(value, dict):
         origins.claim((section,), source)
         into[section] = value
@@ -154,6 +164,9 @@ def _merge(into: dict[str, Any], section: str, value: Any, source: str, origins:
     if not isinstance(target, dict):
         origins.claim((section,), source)  # a plain value elsewhere: defined twice
     for key, item in value.items():
+        if section in JOINED_SECTIONS and key in target:
+            target[key] = _items(target[key]) + _items(item)
+            continue
         origins.claim((section, str(key)), source)
         target[key] = item
 

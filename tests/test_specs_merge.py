@@ -20,6 +20,13 @@ def test_sections_split_across_files_merge(tmp_path: Path) -> None:
     assert loaded.extra["limits"] == {"max": 3} and loaded.extra["cases"] == {"x.rule": []}
 
 
+def test_cases_of_one_rule_join_across_files(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", "cases:\n  x.rule: [{request: {a: 1}}]\n")
+    _write(tmp_path, "b.yaml", "cases:\n  x.rule: {request: {b: 2}}\n  y.rule: []\n")
+    loaded = rules.load_folder("toy", tmp_path, [])
+    assert loaded.extra["cases"] == {"x.rule": [{"request": {"a": 1}}, {"request": {"b": 2}}], "y.rule": []}
+
+
 @pytest.mark.parametrize(
     ("first", "second", "key"),
     [
