@@ -9,8 +9,9 @@ version), :mod:`.attributes` (matchable attributes), :mod:`.executions`,
 :mod:`.events` (workflow, node and task events), :mod:`.nodes` (node and task
 executions), :mod:`.listing` and :mod:`.columns` (filters, sort keys, tokens),
 :mod:`.literals` (types, defaults, bindings, what test tasks compute),
-:mod:`.propeller` (the simulation), :mod:`.errors`, :mod:`.wire`.  The rules
-live in ``specs/flyte/*.yaml``.
+:mod:`.propeller` (the simulation), :mod:`.errors`, :mod:`.wire`, :mod:`.defects`
+(deliberate deviations for the conformance self-test).  The rules live in
+``specs/flyte/*.yaml``.
 
 The other Flyte services (signals, data proxy, agents, auth) answer UNIMPLEMENTED.
 """

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
-from protoconform.mockserver.apis.flyte import identifiers
+from protoconform.mockserver.apis.flyte import defects, identifiers
 from protoconform.mockserver.apis.flyte.errors import Violation
 from protoconform.mockserver.apis.flyte.service import admin
 from protoconform.mockserver.apis.flyte.state import (
@@ -113,7 +113,8 @@ def _offload(state: State, uri: str, literals: Any) -> str:
 # -- workflow events ------------------------------------------------------------------------------
 
 
-def apply_workflow_event(state: State, event: Any) -> ExecutionRecord:
+def apply_workflow_event(state: State, event: Any, after_terminal: bool = False) -> ExecutionRecord:
+    """Record a workflow event (``after_terminal``: a defect mode that skips the terminal-phase check)."""
     wire = state.wire
     _size(state, event)
     _check_times(event)
@@ -130,7 +131,7 @@ def apply_workflow_event(state: State, event: Any) -> ExecutionRecord:
         if event.phase == closure.phase:
             raise Violation(WORKFLOW_SAME_PHASE, phase=new, id=ident)
         _check_cluster(state, record.cluster, event.producer_id)
-    if terminal(state, "workflow", closure.phase, enum):
+    if terminal(state, "workflow", closure.phase, enum) and not after_terminal:
         raise Violation(
             WORKFLOW_TERMINAL, details=(_terminal_reason(state, old),), old=old, new=new, id=ident
         )
@@ -167,7 +168,7 @@ def apply_workflow_event(state: State, event: Any) -> ExecutionRecord:
 @admin("CreateWorkflowEvent")
 def create_workflow_event(request: Any, ctx: CallContext) -> Any:
     state: State = ctx.state
-    apply_workflow_event(state, request.event)
+    apply_workflow_event(state, request.event, ctx.defect(defects.EVENT_AFTER_TERMINAL_ACCEPTED))
     return state.wire.new("admin.WorkflowExecutionEventResponse")
 
 

@@ -15,7 +15,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from protoconform.mockserver.apis.flyte import columns, events, identifiers, listing, literals, registration
+from protoconform.mockserver.apis.flyte import (
+    columns,
+    defects,
+    events,
+    identifiers,
+    listing,
+    literals,
+    registration,
+)
 from protoconform.mockserver.apis.flyte.entities import set_metadata
 from protoconform.mockserver.apis.flyte.errors import Violation
 from protoconform.mockserver.apis.flyte.projects import check_labels
@@ -376,13 +384,16 @@ def list_executions(request: Any, ctx: CallContext) -> Any:
     if ident.name:
         filters.append(listing.equality("e", "execution_name", ident.name))
     requested = listing.parse_filters(state, request.filters, "e") if request.filters else []
-    if not any(f.entity == "e" and f.column == "state" for f in requested):
+    names_state = any(f.entity == "e" and f.column == "state" for f in requested)
+    if not names_state and not ctx.defect(defects.ARCHIVED_STILL_LISTED):
         filters.append(
             listing.equality("e", "state", state.wire.number("admin.ExecutionState", "EXECUTION_ACTIVE"))
         )
-    filters += requested
+    filters += [] if ctx.defect(defects.FILTERS_IGNORED) else requested
     sort = listing.parse_sort(state, request.sort_by, "e", request.HasField("sort_by"))
     offset = listing.parse_token(request.token, "ListExecutions")
+    if ctx.defect(defects.TOKEN_NEVER_ADVANCES):
+        offset = 0
     records = listing.select(
         state, "executions", (ident.project, ident.domain), columns.model(state, "e"), filters, sort
     )
@@ -413,7 +424,9 @@ def terminate_execution(request: Any, ctx: CallContext) -> Any:
     record = find(state, request.id)
     closure = record.execution.closure
     enum = "core.WorkflowExecution.Phase"
-    if events.terminal(state, "workflow", closure.phase, enum):
+    if events.terminal(state, "workflow", closure.phase, enum) and not ctx.defect(
+        defects.TERMINATE_TERMINAL_ACCEPTED
+    ):
         phase = state.wire.name_of(enum, closure.phase)
         reason = state.wire.new("admin.EventFailureReason")
         reason.already_in_terminal_state.current_phase = phase

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from protoconform.mockserver.apis.flyte import columns, compiler, diffs, identifiers, listing, literals
+import grpc
+from protoconform.mockserver.apis.flyte import (
+    columns,
+    compiler,
+    defects,
+    diffs,
+    identifiers,
+    listing,
+    literals,
+)
 from protoconform.mockserver.apis.flyte.errors import Violation
 from protoconform.mockserver.apis.flyte.projects import check_labels
 from protoconform.mockserver.apis.flyte.service import admin
@@ -26,7 +35,7 @@ from protoconform.mockserver.apis.flyte.state import (
     key_of,
 )
 from protoconform.mockserver.apis.flyte.wire import copy, stamp, text
-from protoconform.mockserver.rpc import CallContext
+from protoconform.mockserver.rpc import ApiError, CallContext
 
 NOT_FOUND = "flyte.entities.not-found"
 IDENTICAL = "flyte.register.identical"
@@ -147,7 +156,10 @@ def create_task(request: Any, ctx: CallContext) -> Any:
     table = state.table("tasks")
     existing: TaskRecord | None = table.get(key)
     if existing is not None:
-        raise _duplicate(state, "TASK", ident, existing.task.closure.compiled_task, compiled)
+        duplicate = _duplicate(state, "TASK", ident, existing.task.closure.compiled_task, compiled)
+        if duplicate.rule_id == IDENTICAL and ctx.defect(defects.IDENTICAL_REGISTRATION_REFUSED):
+            duplicate = Violation(DIFFERENT, kind="task", id=text(ident), diff="")
+        raise duplicate
     now = state.now()
     task = state.wire.new("admin.Task", id=ident)
     task.closure.compiled_task.CopyFrom(compiled)
@@ -177,6 +189,8 @@ def get_task(request: Any, ctx: CallContext) -> Any:
     # flyteadmin only logs a bad task id here: whatever is missing, an absent task is NOT_FOUND.
     record = find_task(state, request.id)
     if record is None:
+        if ctx.defect(defects.GET_TASK_WRONG_STATUS):
+            raise ApiError(grpc.StatusCode.INTERNAL, f"failed to get task {text(request.id)}")
         shown = copy(request.id)
         shown.resource_type = shown.resource_type or state.wire.number("core.ResourceType", "TASK")
         raise not_found("TASK", shown)
@@ -500,7 +514,7 @@ def update_launch_plan(request: Any, ctx: CallContext) -> Any:
         raise not_found("LAUNCH_PLAN", ident)
     now = state.now()
     table = state.table("launch_plans")
-    if request.state == active:
+    if request.state == active and not ctx.defect(defects.ACTIVATION_KEEPS_PREVIOUS):
         for other in _versions(state, "launch_plans", ident.project, ident.domain, ident.name):
             if other is not record and other.launch_plan.closure.state == active:
                 other.launch_plan.closure.state = inactive
@@ -548,7 +562,8 @@ def list_active_launch_plans(request: Any, ctx: CallContext) -> Any:
 # -- lists ----------------------------------------------------------------------------------------------
 
 
-def _list(state: State, request: Any, resource: str, operation: str) -> tuple[list[Any], str]:
+def _list(ctx: CallContext, request: Any, resource: str, operation: str) -> tuple[list[Any], str]:
+    state: State = ctx.state
     entity = ENTITY_OF[resource]
     ident = request.id
     filters = [
@@ -558,9 +573,12 @@ def _list(state: State, request: Any, resource: str, operation: str) -> tuple[li
     if ident.name:
         filters.append(listing.equality(entity, "name", ident.name))
     if request.filters:
-        filters += listing.parse_filters(state, request.filters, entity)
+        requested = listing.parse_filters(state, request.filters, entity)
+        filters += [] if ctx.defect(defects.FILTERS_IGNORED) else requested
     sort = listing.parse_sort(state, request.sort_by, entity, request.HasField("sort_by"))
     offset = listing.parse_token(request.token, operation)
+    if ctx.defect(defects.TOKEN_NEVER_ADVANCES):
+        offset = 0
     records = listing.select(
         state, TABLE_OF[resource], (ident.project, ident.domain), columns.model(state, entity), filters, sort
     )
@@ -570,7 +588,7 @@ def _list(state: State, request: Any, resource: str, operation: str) -> tuple[li
 @admin("ListTasks")
 def list_tasks(request: Any, ctx: CallContext) -> Any:
     state: State = ctx.state
-    chosen, token = _list(state, request, "TASK", "ListTasks")
+    chosen, token = _list(ctx, request, "TASK", "ListTasks")
     response = state.wire.new("admin.TaskList", token=token)
     response.tasks.extend(copy(r.task) for r in chosen)
     return response
@@ -579,7 +597,7 @@ def list_tasks(request: Any, ctx: CallContext) -> Any:
 @admin("ListWorkflows")
 def list_workflows(request: Any, ctx: CallContext) -> Any:
     state: State = ctx.state
-    chosen, token = _list(state, request, "WORKFLOW", "ListWorkflows")
+    chosen, token = _list(ctx, request, "WORKFLOW", "ListWorkflows")
     response = state.wire.new("admin.WorkflowList", token=token)
     response.workflows.extend(listed_workflow(state, r) for r in chosen)
     return response
@@ -588,7 +606,7 @@ def list_workflows(request: Any, ctx: CallContext) -> Any:
 @admin("ListLaunchPlans")
 def list_launch_plans(request: Any, ctx: CallContext) -> Any:
     state: State = ctx.state
-    chosen, token = _list(state, request, "LAUNCH_PLAN", "ListLaunchPlans")
+    chosen, token = _list(ctx, request, "LAUNCH_PLAN", "ListLaunchPlans")
     response = state.wire.new("admin.LaunchPlanList", token=token)
     response.launch_plans.extend(copy(r.launch_plan) for r in chosen)
     return response
