@@ -7,7 +7,7 @@ handlers are registered, request-shape rules in flyteadmin's order),
 :mod:`.diffs` beside it), :mod:`.entities` (named and description entities,
 version), :mod:`.attributes` (matchable attributes), :mod:`.executions`,
 :mod:`.events` (workflow, node and task events), :mod:`.nodes` (node and task
-executions), :mod:`.listing` and :mod:`.columns` (filters, sort keys, tokens),
+executions), :mod:`.listing`, :mod:`.columns` and :mod:`.indexes` (filters, sort keys, tokens),
 :mod:`.literals` (types, defaults, bindings, what test tasks compute),
 :mod:`.propeller` (the simulation), :mod:`.errors`, :mod:`.wire`, :mod:`.defects`
 (deliberate deviations for the conformance self-test).  The rules live in

@@ -219,6 +219,17 @@ def getters(wire: Wire, storage: Callable[..., str]) -> dict[str, dict[str, Gett
     }
 
 
+# The columns the parts of a table's scope are (see the inserts of each table), in order.
+SCOPED = {
+    "t": ("project", "domain"),
+    "w": ("project", "domain"),
+    "l": ("project", "domain"),
+    "d": ("project", "domain"),
+    "e": ("execution_project", "execution_domain"),
+    "ne": ("execution_project", "execution_domain", "execution_name"),
+}
+
+
 def model(state: State, primary: str) -> Model:
     """The listing model of a primary entity, with the joins flyteadmin's listings allow."""
     found = state.caches.setdefault("models", {}).get(primary)
@@ -232,7 +243,7 @@ def model(state: State, primary: str) -> Model:
             if row is None:
                 return []
             index = state.caches.setdefault("rows", {})
-            version = store.table(name).version
+            version = store.table(name).version()
             cached = index.get(name)
             if cached is None or cached[0] != version:
                 cached = (version, {r.row: r for r in store.table(name).scan()})
@@ -264,6 +275,6 @@ def model(state: State, primary: str) -> Model:
         },
         "nen": {"nem": lambda r: [r]},
     }
-    found = Model(primary, table, joins.get(primary, {}))
+    found = Model(primary, table, joins.get(primary, {}), SCOPED.get(primary, ()))
     state.caches["models"][primary] = found
     return found

@@ -8,23 +8,28 @@ evaluates them over the records of :mod:`.state`.  A filter is
 separated by ``;``.  A token is the decimal offset of the page; the next token is
 offset + page length, given only when the page is full.
 
-Selections are cached per query and store version, so paging through a large
-listing sorts it once.
+A listing reads the scope's indexes (:mod:`.indexes`) rather than scanning it,
+builds its records lazily (a page needs only the records up to its end), and
+is cached per query until a write reaches the scope, so paging through a large
+listing does the work once.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from protoconform.mockserver.apis.flyte import indexes
 from protoconform.mockserver.apis.flyte.errors import Violation
-from protoconform.mockserver.apis.flyte.state import TABLES, State
+from protoconform.mockserver.apis.flyte.state import TABLES, State, Table
 
 FILTER_FORMAT = "flyte.lists.filter-format"
 FILTER_ENTITY = "flyte.lists.filter-entity"
@@ -239,10 +244,19 @@ class Model:
         primary: str,
         getters: dict[str, dict[str, Getter]],
         joins: dict[str, Callable[[Any], Iterable[Any]]] | None = None,
+        scoped: tuple[str, ...] = (),
     ) -> None:
         self.primary = primary
         self.getters = getters
         self.joins = joins or {}
+        self.scoped = scoped  # the columns a scope's parts are, in order: equal for every record in it
+
+    def implied(self, flt: Filter, scope: Hashable | None) -> bool:
+        """True when every record of ``scope`` passes ``flt`` (an equality on a column of the scope)."""
+        if flt.entity != self.primary or flt.function != "eq" or flt.column not in self.scoped:
+            return False
+        parts = scope if isinstance(scope, tuple) else ()
+        return len(parts) == len(self.scoped) and flt.values == (parts[self.scoped.index(flt.column)],)
 
     def value(self, record: Any, column: str) -> Any:
         return self.getters[self.primary][column](record)
@@ -268,24 +282,61 @@ def _sort_key(model: Model, sort: Sort) -> Callable[[Any], Any]:
     return key
 
 
+class Selection:
+    """A listing's records in order, produced only as far as the pages asked for so far need.
+
+    ``source`` yields records, or keys that ``fetch`` turns into records for the pages only.
+    """
+
+    def __init__(self, source: Iterator[Any], fetch: Callable[[Any], Any] | None = None) -> None:
+        self._source = source
+        self._fetch = fetch
+        self._produced: list[Any] = []
+
+    def _fill(self, stop: int | None) -> None:
+        if stop is None:
+            self._produced.extend(self._source)
+        elif stop > len(self._produced):
+            self._produced.extend(itertools.islice(self._source, stop - len(self._produced)))
+
+    def __getitem__(self, index: slice) -> list[Any]:
+        self._fill(None if index.stop is None or index.stop < 0 or index.step else index.stop)
+        chosen = self._produced[index]
+        return chosen if self._fetch is None else [self._fetch(item) for item in chosen]
+
+    def __len__(self) -> int:
+        self._fill(None)
+        return len(self._produced)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self[:])
+
+
 class _Cache:
-    """The last selections, keyed by the query and the store's version."""
+    """The last selections by query, each with the versions it was made at."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self.entries: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        self.entries: OrderedDict[Hashable, tuple[Hashable, Selection | list[Any]]] = OrderedDict()
 
-    def get(self, key: Hashable) -> list[Any] | None:
+    def get(self, key: Hashable, versions: Hashable) -> Selection | list[Any] | None:
         found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-        return found
+        if found is None or found[0] != versions:
+            return None
+        self.entries.move_to_end(key)
+        return found[1]
 
-    def put(self, key: Hashable, value: list[Any]) -> None:
-        self.entries[key] = value
+    def put(self, key: Hashable, versions: Hashable, value: Selection | list[Any]) -> None:
+        self.entries[key] = (versions, value)
         self.entries.move_to_end(key)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
+
+
+INDEXED_KINDS = ("text", "int")  # columns worth a value index: small, hashable values
+RANGES = ("gt", "gte", "lt", "lte")  # checked per record: on ids or times a value index is one key per value
+_PLACE = operator.itemgetter(3)  # the scan position in an entry of indexes.Sorted
+SMALL = 32  # candidates fewer than 1/SMALL of the scope are sorted; more are picked from the scope's order
 
 
 def select(
@@ -297,25 +348,112 @@ def select(
     sort: Sort | None,
     where: Callable[[Any], bool] | None = None,
     where_key: Hashable = None,
-) -> list[Any]:
-    """The records of ``table`` in ``scope`` matching ``filters`` (and ``where``), sorted."""
-    version = tuple(state.table(name).version for name in TABLES)
-    cache_key = (table, scope, version, tuple(filters), sort, where_key)
+) -> Selection | list[Any]:
+    """The records of ``table`` in ``scope`` matching ``filters`` (and ``where``), sorted.
+
+    Filters on the listing's own columns use the scope's value indexes and the sort its
+    sorted index (:mod:`.indexes`); joined filters and ``where`` are checked record by
+    record.  Selections are cached until a write reaches the scope (or, for joined
+    filters and ``where``, any table).
+    """
+    primary = model.primary
+    if where is not None or any(f.entity != primary for f in filters):
+        versions: tuple[int, ...] = tuple(state.table(name).version() for name in TABLES)
+    else:
+        versions = (state.table(table).version(scope),)
+    cacheable = where is None or where_key is not None
+    cache_key = (table, scope, tuple(filters), sort, where_key)
     cache: _Cache = state.caches.setdefault("selections", _Cache())
-    found = cache.get(cache_key) if where is None or where_key is not None else None
+    found = cache.get(cache_key, versions) if cacheable else None
     if found is not None:
         return found
-    records = [
-        r for r in state.table(table).scan(scope) if model.matches(r, filters) and (where is None or where(r))
-    ]
+    store = state.table(table)
+    index = _indexes(state).of(table, store, scope)
+    kinds = contract_of(state).columns(primary)
+    chosen: list[Collection[int]] = []  # per selective filter, the positions it lets through
+    rest: list[Filter] = []  # checked record by record
+    for flt in filters:
+        if model.implied(flt, scope):
+            continue
+        values = None
+        if flt.entity == primary and kinds.get(flt.column) in INDEXED_KINDS and flt.function not in RANGES:
+            values = index.values(flt.column, model.getters[primary][flt.column])
+        if values is None:
+            rest.append(flt)
+            continue
+        if flt.function in ("eq", "value_in"):
+            held = [values.holding(v) for v in flt.values]
+        else:  # one check per distinct value instead of one per record
+            held = [places for value, places in values.distinct() if flt.holds(value)]
+        if any(places is index.key_at for places in held):
+            continue  # every record passes
+        if 2 * sum(len(places) for places in held) > len(index):
+            rest.append(flt)  # most records pass: checking the few needed for a page is cheaper
+            continue
+        chosen.append(held[0] if len(held) == 1 else set(itertools.chain.from_iterable(held)))
+    candidates: Collection[int] | None = None
+    for places in sorted(chosen, key=len):
+        candidates = places if candidates is None else set(filter(places.__contains__, candidates))
+    places = _ordered(index, model, sort, candidates)
+    if places is None:  # values of mixed types: the slow path orders them as text
+        result: Selection | list[Any] = scanned(store, scope, model, filters, sort, where)
+    else:
+        keys = map(index.key_at.__getitem__, places)
+        if rest or where is not None:
+            records = (record for key in keys if (record := store.get(key)) is not None)
+            result = Selection(r for r in records if model.matches(r, rest) and (where is None or where(r)))
+        else:
+            result = Selection(keys, store.get)
+    if cacheable:
+        cache.put(cache_key, versions, result)
+    return result
+
+
+def _ordered(
+    index: indexes.ScopeIndex, model: Model, sort: Sort | None, candidates: Collection[int] | None
+) -> Iterator[int] | None:
+    """The positions of the scope (or ``candidates``) in the listing's order; None if it cannot be had.
+
+    Built of ``map`` and ``filter`` so that walking a large scope for a deep page runs at C speed.
+    """
+    if sort is None:
+        if candidates is None:
+            return iter(index.key_at)
+        if len(candidates) * SMALL < len(index):
+            return iter(sorted(candidates))
+        return filter(candidates.__contains__, index.key_at)
+    order = index.sorted(sort.column, model.getters[model.primary][sort.column])
+    if order is None:
+        return None
+    if candidates is not None and len(candidates) * SMALL < len(index):
+        return map(_PLACE, sorted(map(order.entry_of.__getitem__, candidates), reverse=sort.descending))
+    places = map(_PLACE, reversed(order.entries) if sort.descending else order.entries)
+    return places if candidates is None else filter(candidates.__contains__, places)
+
+
+def scanned(
+    store: Table,
+    scope: Hashable | None,
+    model: Model,
+    filters: list[Filter],
+    sort: Sort | None,
+    where: Callable[[Any], bool] | None,
+) -> list[Any]:
+    """The selection by a full scan of the scope: what the indexed one must equal."""
+    records = [r for r in store.scan(scope) if model.matches(r, filters) and (where is None or where(r))]
     if sort is not None:
         try:
             records.sort(key=_sort_key(model, sort), reverse=sort.descending)
         except TypeError:  # values of mixed types: order them as text
             records.sort(key=lambda r: (str(model.value(r, sort.column)), r.row), reverse=sort.descending)
-    if where is None or where_key is not None:
-        cache.put(cache_key, records)
     return records
+
+
+def _indexes(state: State) -> indexes.Indexes:
+    found = state.caches.get("indexes")
+    if found is None:
+        found = state.caches["indexes"] = indexes.Indexes()
+    return found
 
 
 def contract_of(state: State) -> Contract:

@@ -8,7 +8,8 @@ outputs) is stored as objects under URIs like flyteadmin's blob store.
 
 Storage sits behind :class:`Repository` (tables of records, objects);
 :class:`MemoryRepository` is the only implementation today.  Handlers change a
-record and hand it back with ``update`` so a persistent store sees every change.
+record and hand it back with ``update`` so a persistent store sees every change,
+and so that list indexes, which follow a table's change log, see it too.
 """
 
 from __future__ import annotations
@@ -178,8 +179,20 @@ class AttributeRecord:
 # -- storage ------------------------------------------------------------------------------
 
 
+class Change(NamedTuple):
+    """One write to a table, as its change log reports it."""
+
+    kind: str  # "insert", "update" or "delete"
+    key: Hashable
+    scope: Hashable
+
+
 class Table(ABC):
-    """Records by key, scanned per scope (e.g. a project and domain) in insertion order."""
+    """Records by key, each in one scope (e.g. a project and domain), scanned per scope in insertion order.
+
+    Derived data (list indexes, cached selections) follows a table without rescanning it:
+    ``version`` counts writes, ``changes`` says which keys the latest writes touched.
+    """
 
     @abstractmethod
     def get(self, key: Hashable) -> Any | None: ...
@@ -196,11 +209,20 @@ class Table(ABC):
     @abstractmethod
     def scan(self, scope: Hashable | None = None) -> Iterator[Any]: ...
 
-    @property
     @abstractmethod
-    def version(self) -> int:
-        """Changes whenever a record is inserted, updated or deleted (list caches key on it)."""
+    def items(self, scope: Hashable | None = None) -> Iterator[tuple[Hashable, Any]]:
+        """(key, record) pairs in the order of ``scan``."""
 
+    @abstractmethod
+    def version(self, scope: Hashable | None = None) -> int:
+        """The number of writes so far; with ``scope``, that number as of the scope's last write."""
+
+    @abstractmethod
+    def changes(self, since: int) -> list[Change] | None:
+        """The writes after version ``since``, oldest first; None when they are no longer known."""
+
+
+CHANGE_LOG_SIZE = 10_000  # writes a table remembers for derived data to catch up with
 
 TABLES = (
     "projects",
@@ -233,11 +255,23 @@ class Repository(ABC):
 
 
 class MemoryTable(Table):
-    def __init__(self) -> None:
+    def __init__(self, log_size: int = CHANGE_LOG_SIZE) -> None:
         self._records: dict[Hashable, Any] = {}
         self._scopes: dict[Hashable, dict[Hashable, None]] = {}
         self._scope_of: dict[Hashable, Hashable] = {}
+        self._scope_versions: dict[Hashable, int] = {}
         self._version = 0
+        self._log: list[Change] = []  # the writes after version self._log_start
+        self._log_start = 0
+        self._log_size = log_size
+
+    def _wrote(self, kind: str, key: Hashable, scope: Hashable) -> None:
+        self._version += 1
+        self._scope_versions[scope] = self._version
+        self._log.append(Change(kind, key, scope))
+        if len(self._log) >= 2 * self._log_size:  # trimmed in halves, so a write costs O(1) on average
+            del self._log[: self._log_size]
+            self._log_start += self._log_size
 
     def get(self, key: Hashable) -> Any | None:
         return self._records.get(key)
@@ -248,18 +282,18 @@ class MemoryTable(Table):
         self._records[key] = record
         self._scopes.setdefault(scope, {})[key] = None
         self._scope_of[key] = scope
-        self._version += 1
+        self._wrote("insert", key, scope)
 
     def update(self, key: Hashable, record: Any) -> None:
         self._records[key] = record  # records are live objects here; a persistent store writes them
-        self._version += 1
+        self._wrote("update", key, self._scope_of.get(key))
 
     def delete(self, key: Hashable) -> bool:
         if self._records.pop(key, None) is None:
             return False
         scope = self._scope_of.pop(key)
         self._scopes[scope].pop(key, None)
-        self._version += 1
+        self._wrote("delete", key, scope)
         return True
 
     def scan(self, scope: Hashable | None = None) -> Iterator[Any]:
@@ -267,9 +301,17 @@ class MemoryTable(Table):
             return iter(list(self._records.values()))
         return iter([self._records[k] for k in self._scopes.get(scope, {})])
 
-    @property
-    def version(self) -> int:
-        return self._version
+    def items(self, scope: Hashable | None = None) -> Iterator[tuple[Hashable, Any]]:
+        keys = list(self._records if scope is None else self._scopes.get(scope, {}))
+        return zip(keys, map(self._records.__getitem__, keys), strict=True)
+
+    def version(self, scope: Hashable | None = None) -> int:
+        return self._version if scope is None else self._scope_versions.get(scope, 0)
+
+    def changes(self, since: int) -> list[Change] | None:
+        if since < self._log_start or since > self._version:
+            return None
+        return self._log[since - self._log_start :]
 
 
 class MemoryRepository(Repository):
