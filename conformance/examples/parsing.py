@@ -69,6 +69,16 @@ nothing, the case names what it creates and refers to it again by the label.
 A string that is exactly one placeholder takes the bound value as is
 (numbers, objects); otherwise values are spliced into the text.
 
+Two steps are not RPCs, for what an API hands to plain HTTP (signed upload and
+download URLs)::
+
+    put:                             # an HTTP request; binds {status, body, headers}
+      http: {method: PUT, url: "${reply.signed_url}", headers: {Content-MD5: "..."}, body: hello}
+      reply: {field: status, in: [200, 201]}
+    later: {wait: 3}                 # server seconds: the mock's clock moved (--control), else a sleep
+
+An HTTP step's body is text (sent as UTF-8); its reply's ``body`` is the answer as text.
+
 ``effects.yaml`` lists the methods that change nothing (``effects.read_only``);
 every other method counts as mutating, which is what ``--read-only`` relies on.
 
@@ -113,6 +123,11 @@ class Step:
     until: dict[str, Any] = field(default_factory=dict)
     expect: str = "OK"
     reply: tuple[dict[str, Any], ...] = ()  # what the (last) reply must hold: {field, in | not_in}
+    http: bool = False  # an HTTP request (``request`` holds method, url, headers, body), not an RPC
+    wait: float = 0.0  # server seconds to let pass (no call)
+
+
+HTTP_KEYS = frozenset({"method", "url", "headers", "body"})
 
 
 @dataclass(frozen=True)
@@ -277,12 +292,23 @@ class FamilyExamples:
             return Step(name=name, method=self.qualify(raw), example=True)
         if not isinstance(raw, dict):
             raise ExampleError(f"{where}.{name}: a step is a method name or a mapping")
+        if "wait" in raw:
+            seconds = raw["wait"]
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= 3600:
+                raise ExampleError(f"{where}.{name}.wait: seconds, > 0 and <= 3600")
+            return Step(name=name, method="", example=False, wait=float(seconds))
+        if "http" in raw:
+            spec = raw["http"]
+            if not isinstance(spec, dict) or not {"method", "url"} <= spec.keys() or spec.keys() - HTTP_KEYS:
+                raise ExampleError(f"{where}.{name}.http: a mapping of method, url (, headers, body)")
+            reply = self._expectations(raw.get("reply"), f"{where}.{name}")
+            return Step(name=name, method="", example=False, request=dict(spec), http=True, reply=reply)
         if "example" in raw:
             method, is_example = self.qualify(raw["example"]), True
         elif "call" in raw:
             method, is_example = self.qualify(raw["call"]), False
         else:
-            raise ExampleError(f"{where}.{name}: a step needs `example:` or `call:`")
+            raise ExampleError(f"{where}.{name}: a step needs `example:`, `call:`, `http:` or `wait:`")
         return Step(
             name=name,
             method=method,
@@ -403,6 +429,8 @@ class FamilyExamples:
         """Every method the steps call, including the steps of examples they run."""
         methods: set[str] = set()
         for step in steps:
+            if not step.method:  # an HTTP request or a wait: no RPC
+                continue
             methods.add(step.method)
             if step.example and step.method not in _seen:
                 nested = self.examples.get(step.method)

@@ -3,7 +3,8 @@
 :class:`Scenario` resolves the placeholders of a request template (``${name.path}``,
 ``${ns}``, ``${unique}``, ``${uuid}``, ``${now}``, ``${name.path+N}``, ``${bytes:...}``;
 see :mod:`.parsing`), runs an example's steps in order (repeating a step ``until`` a
-field of its reply has a wanted value), makes the example's own call, checks what
+field of its reply has a wanted value; an ``http:`` step is a plain HTTP request, a
+``wait:`` step lets server time pass), makes the example's own call, checks what
 ``then`` steps read afterwards and registers the example's cleanup.
 
 An example that runs ``inside`` a place (see :mod:`.parsing`) gets it from the
@@ -23,6 +24,8 @@ import random
 import re
 import secrets
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
@@ -59,6 +62,8 @@ class Place(Protocol):
         ...
 
 
+HTTP_TIMEOUT_SECONDS = 10.0
+HTTP_MAX_REPLY_BYTES = 1 << 20  # an HTTP step keeps this much of an answer's body
 UNTIL_GRACE_SECONDS = 2.0  # real seconds a moved mock gets to finish what the moved clock started
 FIRST_PAUSE_SECONDS = 0.01  # the first real pause between rounds of an ``until`` on our mock
 
@@ -176,8 +181,48 @@ class Scenario:
     def run_steps(self, steps: Iterable[Step], bindings: dict[str, Any] | None = None) -> dict[str, Any]:
         bindings = {} if bindings is None else bindings
         for step in steps:
-            bindings[step.name] = self.bind(self._run_step(step, bindings))
+            bindings[step.name] = self._step_value(step, bindings)
         return bindings
+
+    def _step_value(self, step: Step, bindings: dict[str, Any], phase: str = "preparing step") -> Any:
+        """Run one step; what it binds."""
+        if step.wait:
+            self._wait(step.wait)
+            return {}
+        if step.http:
+            return self._http(step, bindings, phase)
+        return self.bind(self._run_step(step, bindings, phase))
+
+    def _wait(self, seconds: float) -> None:
+        if self.control is not None:
+            self.control.advance(seconds)  # our mock: its clock, not the run's time
+        else:
+            time.sleep(seconds)
+
+    def _http(self, step: Step, bindings: dict[str, Any], phase: str) -> dict[str, Any]:
+        spec = self.resolve(step.request, bindings)
+        url, verb = str(spec["url"]), str(spec["method"]).upper()
+        where = f"{phase} {step.name!r}"
+        if not url.startswith(("http://", "https://")):
+            raise Mismatch("an http(s) URL", url, rule="", detail=where)
+        body = spec.get("body")
+        data = None if body is None else str(body).encode()
+        headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
+        request = urllib.request.Request(url, data=data, headers=headers, method=verb)
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
+                status, raw, got = answer.status, answer.read(HTTP_MAX_REPLY_BYTES), answer.headers
+        except urllib.error.HTTPError as error:
+            status, raw, got = error.code, error.read(HTTP_MAX_REPLY_BYTES), error.headers
+        except (OSError, ValueError) as exc:
+            raise Mismatch("an HTTP answer", str(exc), rule="", detail=f"{where}: {verb} {url}") from None
+        result = {"status": status, "body": raw.decode(errors="replace"), "headers": dict(got.items())}
+        for wanted in step.reply:
+            problem = field_mismatch(result, {**self.resolve(wanted, bindings), "field": wanted["field"]})
+            if problem is not None:
+                seen = f"{verb} {url} answered {status} {raw[:200]!r}"
+                raise Mismatch(*problem, rule="", detail=f"{where}: {seen}")
+        return result
 
     # -- places -----------------------------------------------------------------------
     def unavailable(self, example: Example | None, calls: Iterable[str] = ()) -> str:
@@ -231,7 +276,7 @@ class Scenario:
         scope = {**bindings, "reply": self.bind(reply)}
         for step in example.then:
             try:
-                scope[step.name] = self.bind(self._run_step(step, scope, phase="after the call, in step"))
+                scope[step.name] = self._step_value(step, scope, phase="after the call, in step")
             except Mismatch as exc:
                 exc.rule = None
                 raise

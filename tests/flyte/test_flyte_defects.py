@@ -50,6 +50,8 @@ def test_catalogue_names_the_documented_defects_and_rules() -> None:
         "flyte.archived-executions-listed",
         "flyte.get-task-wrong-status-for-missing",
         "flyte.terminate-terminal-execution-accepted",
+        "flyte.dataproxy-expired-upload-accepted",  # bent in tests/flyte/test_dataproxy.py
+        "flyte.dataproxy-content-md5-unchecked",
     }
     family = rules.load("flyte")
     for defect in DEFECTS.values():

@@ -13,7 +13,11 @@ executions), :mod:`.listing`, :mod:`.columns` and :mod:`.indexes` (filters, sort
 (deliberate deviations for the conformance self-test).  The rules live in
 ``specs/flyte/*.yaml``.
 
-The other Flyte services (signals, data proxy, agents, auth) answer UNIMPLEMENTED.
+DataProxyService (:mod:`.dataproxy`) hands out upload and download locations
+whose signed URLs this mock serves on its HTTP port (:mod:`.dataproxy_http`,
+installed by :func:`install_routes`), and resolves ``flyte://`` URLs.
+
+The other Flyte services (signals, agents, auth) answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing registers the handlers
     attributes,
+    dataproxy,
     entities,
     events,
     executions,
@@ -30,12 +35,13 @@ from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing regis
     projects,
     registration,
 )
+from protoconform.mockserver.apis.flyte.dataproxy_http import install_routes
 from protoconform.mockserver.apis.flyte.state import Settings, State
 from protoconform.mockserver.clock import Clock
 from protoconform.specs.argtypes import positive
 from protoconform.specs.registry import Registry
 
-__all__ = ["Settings", "State", "add_arguments", "create_state", "options_from_args"]
+__all__ = ["Settings", "State", "add_arguments", "create_state", "install_routes", "options_from_args"]
 
 
 def _switch(text: str) -> bool:

@@ -18,6 +18,8 @@ TOKEN_NEVER_ADVANCES = "flyte.token-never-advances"
 ARCHIVED_STILL_LISTED = "flyte.archived-executions-listed"
 GET_TASK_WRONG_STATUS = "flyte.get-task-wrong-status-for-missing"
 TERMINATE_TERMINAL_ACCEPTED = "flyte.terminate-terminal-execution-accepted"
+EXPIRED_UPLOAD_ACCEPTED = "flyte.dataproxy-expired-upload-accepted"
+CONTENT_MD5_UNCHECKED = "flyte.dataproxy-content-md5-unchecked"
 
 _ENTITY_LISTS = ("AdminService.ListTasks", "AdminService.ListWorkflows", "AdminService.ListLaunchPlans")
 
@@ -72,5 +74,15 @@ DEFECTS: dict[str, Defect] = {
         "TerminateExecution of an execution in a terminal phase succeeds and sends it back to ABORTING.",
         rule="flyte.executions.terminate.terminal",
         methods=("AdminService.TerminateExecution",),
+    ),
+    EXPIRED_UPLOAD_ACCEPTED: Defect(
+        "a PUT to a signed upload URL is accepted after the URL's expires_at",
+        rule="flyte.dataproxy.upload.expiry",
+        methods=("DataProxyService.CreateUploadLocation",),
+    ),
+    CONTENT_MD5_UNCHECKED: Defect(
+        "a PUT to a signed upload URL is stored whatever its Content-MD5 header and its body's md5",
+        rule="flyte.dataproxy.upload.md5-checked",
+        methods=("DataProxyService.CreateUploadLocation",),
     ),
 }
