@@ -79,7 +79,9 @@ download URLs)::
 
 An HTTP step's body is text (sent as UTF-8); its reply's ``body`` is the answer as text.
 
-``effects.yaml`` lists the methods that change nothing (``effects.read_only``);
+``effects.yaml`` lists the methods that change nothing (``effects.read_only``), and
+the reply fields of a method that differ on every call by design (``effects.per_call``:
+compared by no parity check);
 every other method counts as mutating, which is what ``--read-only`` relies on.
 
 This module reads that data into :class:`FamilyExamples` (one per family, :func:`book`);
@@ -262,6 +264,14 @@ class FamilyExamples:
                 self._add_case(rule.id, method, raw, where)
         effects = rules.extra.get("effects") or {}
         self.read_only = {self.qualify(n) for n in effects.get("read_only", [])}
+        # reply fields that differ on every call by design (a freshly signed URL and its expiry)
+        self.per_call = {self.qualify(n): tuple(f) for n, f in (effects.get("per_call") or {}).items()}
+        for method, names in self.per_call.items():
+            reply = self.registry.message_descriptor(self.registry.method(method).response_type)
+            unknown = sorted(set(names) - set(reply.fields_by_name))
+            if unknown:
+                missing = ", ".join(unknown)
+                raise ExampleError(f"effects.per_call.{method}: {missing} not in {reply.full_name}")
 
     def _add_case(self, rule_id: str, method: str, raw: dict[str, Any], where: str) -> None:
         """A counter-example: a call of ``method`` that must break ``rule_id``."""
