@@ -9,10 +9,13 @@ version), :mod:`.attributes` (matchable attributes), :mod:`.executions`,
 :mod:`.events` (workflow, node and task events), :mod:`.nodes` (node and task
 executions), :mod:`.listing` and :mod:`.columns` (filters, sort keys, tokens),
 :mod:`.literals` (types, defaults, bindings, what test tasks compute),
-:mod:`.propeller` (the simulation), :mod:`.errors`, :mod:`.wire`.  The rules
-live in ``specs/flyte/*.yaml``.
+:mod:`.propeller` (the simulation, gate nodes and the task cache included),
+:mod:`.errors`, :mod:`.wire`.  The rules live in ``specs/flyte/*.yaml``.
 
-The other Flyte services (signals, data proxy, agents, auth) answer UNIMPLEMENTED.
+Beside AdminService: :mod:`.signals` (SignalService: signals of gate nodes,
+kept in the ``signals`` table) and :mod:`.cache` (CacheService: evicting what
+the simulated catalog cached).  The other Flyte services (data proxy, agents,
+auth) answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from typing import Any
 
 from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing registers the handlers
     attributes,
+    cache,
     entities,
     events,
     executions,
     nodes,
     projects,
     registration,
+    signals,
 )
 from protoconform.mockserver.apis.flyte.state import Settings, State
 from protoconform.mockserver.clock import Clock
