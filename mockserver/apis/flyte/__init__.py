@@ -9,15 +9,17 @@ version), :mod:`.attributes` (matchable attributes), :mod:`.executions`,
 :mod:`.events` (workflow, node and task events), :mod:`.nodes` (node and task
 executions), :mod:`.listing`, :mod:`.columns` and :mod:`.indexes` (filters, sort keys, tokens),
 :mod:`.literals` (types, defaults, bindings, what test tasks compute),
-:mod:`.propeller` (the simulation), :mod:`.errors`, :mod:`.wire`, :mod:`.defects`
-(deliberate deviations for the conformance self-test).  The rules live in
-``specs/flyte/*.yaml``.
+:mod:`.propeller` (the simulation, gate nodes and the task cache included),
+:mod:`.errors`, :mod:`.wire`, :mod:`.defects` (deliberate deviations for the
+conformance self-test).  The rules live in ``specs/flyte/*.yaml``.
 
-DataProxyService (:mod:`.dataproxy`) hands out upload and download locations
-whose signed URLs this mock serves on its HTTP port (:mod:`.dataproxy_http`,
-installed by :func:`install_routes`), and resolves ``flyte://`` URLs.
-
-The other Flyte services (signals, agents, auth) answer UNIMPLEMENTED.
+Beside AdminService: DataProxyService (:mod:`.dataproxy`) hands out upload and
+download locations whose signed URLs this mock serves on its HTTP port
+(:mod:`.dataproxy_http`, installed by :func:`install_routes`), and resolves
+``flyte://`` URLs; :mod:`.signals` (SignalService: signals of gate nodes, kept
+in the ``signals`` table) and :mod:`.cache` (CacheService: evicting what the
+simulated catalog cached).  The other Flyte services (agents, auth) answer
+UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing registers the handlers
     attributes,
+    cache,
     dataproxy,
     entities,
     events,
@@ -34,6 +37,7 @@ from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing regis
     nodes,
     projects,
     registration,
+    signals,
 )
 from protoconform.mockserver.apis.flyte.dataproxy_http import install_routes
 from protoconform.mockserver.apis.flyte.state import Settings, State

@@ -216,6 +216,16 @@ def getters(wire: Wire, storage: Callable[..., str]) -> dict[str, dict[str, Gett
                 "link": lambda r: r.entity.source_code.link,
             }
         ),
+        "s": _times(
+            {
+                "execution_project": lambda r: r.key.execution.project,
+                "execution_domain": lambda r: r.key.execution.domain,
+                "execution_name": lambda r: r.key.execution.name,
+                "signal_id": lambda r: r.key.signal_id,
+                "type": lambda r: r.type_bytes,
+                "value": lambda r: deterministic(r.signal.value) if r.signal.HasField("value") else None,
+            }
+        ),
     }
 
 

@@ -120,6 +120,8 @@ def _check_template(template: Any, errors: list[CompileError], sub_workflow_ids:
         target = node.WhichOneof("target")
         if target is None:
             errors.append(CompileError("ValueRequired", node.id, "Value required [Target]."))
+        elif target == "gate_node":
+            errors.extend(_gate_errors(node))
         elif (
             target == "workflow_node"
             and node.workflow_node.HasField("sub_workflow_ref")
@@ -139,6 +141,23 @@ def _check_template(template: Any, errors: list[CompileError], sub_workflow_ids:
                         "NodeReferenceNotFound", END_NODE, f"Referenced node [{dependency}] not found."
                     )
                 )
+
+
+def _gate_errors(node: Any) -> list[CompileError]:
+    """What the compiler's ValidateUnderlyingInterface refuses in a gate node."""
+    gate = node.gate_node
+    condition = gate.WhichOneof("condition")
+    if condition is None:
+        return [
+            CompileError("NoConditionFound", node.id, f"Can't find any condition in gate node [{node.id}].")
+        ]
+    if condition == "signal" and not gate.signal.HasField("type"):
+        return [CompileError("ValueRequired", node.id, "Value required [GateNode.Signal.Type].")]
+    if condition == "signal" and not gate.signal.output_variable_name:
+        return [
+            CompileError("ValueRequired", node.id, "Value required [GateNode.Signal.OutputVariableName].")
+        ]
+    return []
 
 
 class _as_node:

@@ -20,6 +20,9 @@ GET_TASK_WRONG_STATUS = "flyte.get-task-wrong-status-for-missing"
 TERMINATE_TERMINAL_ACCEPTED = "flyte.terminate-terminal-execution-accepted"
 EXPIRED_UPLOAD_ACCEPTED = "flyte.dataproxy-expired-upload-accepted"
 CONTENT_MD5_UNCHECKED = "flyte.dataproxy-content-md5-unchecked"
+SIGNAL_SET_MISSING_ACCEPTED = "flyte.signal-set-missing-accepted"
+SIGNAL_TYPE_CONFLICT_IGNORED = "flyte.signal-type-conflict-ignored"
+CACHE_EVICT_KEEPS_ENTRY = "flyte.cache-evict-keeps-entry"
 
 _ENTITY_LISTS = ("AdminService.ListTasks", "AdminService.ListWorkflows", "AdminService.ListLaunchPlans")
 
@@ -84,5 +87,20 @@ DEFECTS: dict[str, Defect] = {
         "a PUT to a signed upload URL is stored whatever its Content-MD5 header and its body's md5",
         rule="flyte.dataproxy.upload.md5-checked",
         methods=("DataProxyService.CreateUploadLocation",),
+    ),
+    SIGNAL_SET_MISSING_ACCEPTED: Defect(
+        "SetSignal of a signal nobody created answers OK and creates it with the value's type",
+        rule="flyte.signals.set.not-found",
+        methods=("SignalService.SetSignal",),
+    ),
+    SIGNAL_TYPE_CONFLICT_IGNORED: Defect(
+        "GetOrCreateSignal with another type for an existing signal id answers the stored signal",
+        rule="flyte.signals.get-or-create.type-conflict",
+        methods=("SignalService.GetOrCreateSignal",),
+    ),
+    CACHE_EVICT_KEEPS_ENTRY: Defect(
+        "EvictTaskExecutionCache marks the node evicted but leaves the catalog entry: the next run hits it",
+        rule="flyte.cache.evict.effect",  # seen on the node's cache status after the eviction
+        methods=("CacheService.EvictTaskExecutionCache", "AdminService.GetNodeExecution"),
     ),
 }

@@ -16,6 +16,19 @@ failing attempt with retries left is RETRYABLE_FAILED and the next attempt runs;
 the last one fails the node (FAILED, or TIMED_OUT) and the workflow.  With only
 the first N attempts failing, a task with enough retries ends SUCCEEDED.
 
+Gate nodes wait as propeller's gate handler does: ``signal`` and ``approve``
+create their signal (GetOrCreateSignal's own code, :mod:`.signals`) and stay
+RUNNING until SetSignal gives it a value; the node's outputs are then the value
+under ``output_variable_name`` (``signal``) or the node's inputs (``approve``
+true; false fails the node with ReceivedRejectSignal).  ``sleep`` succeeds once
+its duration has passed on the virtual clock.
+
+Tasks with ``metadata.discoverable`` and a ``discovery_version`` go through the
+simulated catalog (:mod:`.cache`): with the same inputs cached, the node is
+QUEUED then SUCCEEDED with CACHE_HIT and no attempt; otherwise the attempt runs
+and its outputs are cached (CACHE_POPULATED).  ``overwrite_cache`` skips the
+lookup and replaces the entry.
+
 TerminateExecution (the execution is ABORTING) stops the run; a step later its
 running task attempts and nodes are ABORTED and the workflow ABORTED.  A
 recovered execution reports the nodes its source completed as RECOVERED.
@@ -26,14 +39,16 @@ recovered execution reports the nodes its source completed as RECOVERED.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protoconform.mockserver.apis.flyte import events, literals
+from google.protobuf import message
+from protoconform.mockserver.apis.flyte import cache, events, literals, signals
 from protoconform.mockserver.apis.flyte.compiler import END_NODE, START_NODE
-from protoconform.mockserver.apis.flyte.errors import Violation
-from protoconform.mockserver.apis.flyte.state import key_of
+from protoconform.mockserver.apis.flyte.errors import Violation, render
+from protoconform.mockserver.apis.flyte.state import CatalogRecord, SignalKey, key_of
 from protoconform.mockserver.apis.flyte.wire import copy, stamp, text
 from protoconform.mockserver.clock import Timer
 
@@ -66,6 +81,8 @@ class Run:
     outputs: dict[str, Any] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)
     failed: Any = None  # the core.ExecutionError of the first node that failed
+    overwrite_cache: bool = False  # the execution's spec.overwrite_cache: no catalog lookups
+    waiting: dict[str, NodeRun] = field(default_factory=dict)  # signal id -> the gate node waiting on it
     finishing: bool = False  # the workflow's last events are scheduled
     done: bool = False
 
@@ -122,6 +139,7 @@ class Propeller:
             if source is not None and record.execution.spec.metadata.mode == self._recovered()
             else None,
         )
+        run.overwrite_cache = record.execution.spec.overwrite_cache
         for node in run.template.nodes:
             if node.id not in (START_NODE, END_NODE):
                 run.nodes[node.id] = NodeRun(node)
@@ -165,8 +183,8 @@ class Propeller:
         event.spec_node_id = node_id
         event.node_name = name or node_id
         for key, value in result.items():
-            if key == "error":
-                event.error.CopyFrom(value)
+            if isinstance(value, message.Message):
+                getattr(event, key).CopyFrom(value)
             else:
                 setattr(event, key, value)
         events.apply_node_event(self.state, event)
@@ -193,10 +211,10 @@ class Propeller:
                 setattr(event, key, value)
         events.apply_task_event(self.state, event)
 
-    def _error(self, code: str, message: str) -> Any:
+    def _error(self, code: str, text: str, kind: str = "USER") -> Any:
         wire = self.state.wire
-        error = wire.new("core.ExecutionError", code=code, message=message)
-        error.kind = wire.number("core.ExecutionError.ErrorKind", "USER")
+        error = wire.new("core.ExecutionError", code=code, message=text)
+        error.kind = wire.number("core.ExecutionError.ErrorKind", kind)
         error.timestamp.CopyFrom(stamp(self.state.now()))
         return error
 
@@ -260,6 +278,10 @@ class Propeller:
             self._later(run, self._step(), self._advance)
             return
         self._node_event(run, node.node.id, "QUEUED", node.node.metadata.name, input_uri=node.inputs_uri)
+        hit = self._cached(run, node)
+        if hit is not None:
+            self._later(run, self._step(), self._cache_hit, node, hit)
+            return
         self._later(run, self._step(), self._node_running, node)
 
     def _recovered_outputs(self, run: Run, node_id: str) -> tuple[str, Any] | None:
@@ -280,9 +302,12 @@ class Propeller:
 
     def _node_running(self, run: Run, node: NodeRun) -> None:
         self._node_event(run, node.node.id, "RUNNING", node.node.metadata.name)
-        if node.node.WhichOneof("target") == "task_node" and self._template(run, node) is not None:
+        target = node.node.WhichOneof("target")
+        if target == "task_node" and self._template(run, node) is not None:
             self._attempt(run, node)
-        else:  # sub-workflows, branches, gates: one step, outputs the downstream bindings can read
+        elif target == "gate_node":
+            self._gate(run, node)
+        else:  # sub-workflows, branches: one step, outputs the downstream bindings can read
             self._later(
                 run,
                 self.state.settings.node_seconds,
@@ -290,6 +315,129 @@ class Propeller:
                 node,
                 self.state.wire.new("core.LiteralMap"),
             )
+
+    # -- gate nodes ------------------------------------------------------------------------------------------
+    def _gate(self, run: Run, node: NodeRun) -> None:
+        gate = node.node.gate_node
+        kind = gate.WhichOneof("condition")
+        wire = self.state.wire
+        if kind == "sleep":
+            duration = gate.sleep.duration
+            seconds = max(0.0, duration.seconds + duration.nanos / 1e9)
+            self._later(run, seconds, self._node_succeeded, node, wire.new("core.LiteralMap"))
+            return
+        if kind not in ("signal", "approve"):
+            error = self._error(
+                "BadSpecificationError", "gateNode does not have a supported condition reference", "SYSTEM"
+            )
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            return
+        if kind == "signal":
+            signal_id, literal_type = gate.signal.signal_id, gate.signal.type
+        else:
+            signal_id = gate.approve.signal_id
+            literal_type = wire.new("core.LiteralType", simple=wire.number("core.SimpleType", "BOOLEAN"))
+        ident = wire.new("core.SignalIdentifier", signal_id=signal_id, execution_id=run.execution_id)
+        try:
+            record = signals.get_or_create(self.state, ident, literal_type)
+        except Violation as refused:  # a signal of that id and another type: propeller's call fails
+            rule = self.state.rules.rule(refused.rule_id)
+            reason = render(str(rule.params.get("message", rule.description)), refused.values)
+            error = self._error(
+                "RuntimeExecutionError", f"failed to get or create signal: {reason}", "SYSTEM"
+            )
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            return
+        run.waiting[signal_id] = node
+        if record.signal.HasField("value"):  # set before the gate was reached
+            self._later(run, self._step(), self._gate_open, node, signal_id)
+
+    def signalled(self, key: SignalKey) -> None:
+        """SetSignal gave ``key`` a value: the gate waiting on it opens at the propeller's next round."""
+        run = self.runs.get(key.execution)
+        node = run.waiting.get(key.signal_id) if run is not None else None
+        if run is None or node is None or run.done:
+            return
+        self._later(run, self._step(), self._gate_open, node, key.signal_id)
+
+    def _gate_open(self, run: Run, node: NodeRun, signal_id: str) -> None:
+        if run.waiting.get(signal_id) is not node or node.status != "running":
+            return  # already opened by an earlier round
+        record = self.state.table("signals").get(SignalKey(run.key, signal_id))
+        if record is None or not record.signal.HasField("value"):
+            return
+        del run.waiting[signal_id]
+        wire = self.state.wire
+        value = record.signal.value
+        gate = node.node.gate_node
+        if gate.WhichOneof("condition") == "signal":
+            outputs = wire.new("core.LiteralMap")
+            outputs.literals[gate.signal.output_variable_name].CopyFrom(value)
+            self._node_succeeded(run, node, outputs)
+            return
+        scalar = value.scalar if value.WhichOneof("value") == "scalar" else None
+        if (
+            scalar is None
+            or scalar.WhichOneof("value") != "primitive"
+            or scalar.primitive.WhichOneof("value") != "boolean"
+        ):
+            error = self._error(
+                "RuntimeExecutionError",
+                f"received a non-boolean approve signal value [{text(value)}]",
+                "UNKNOWN",
+            )
+            self._node_failed(run, node, "FAILED", error)
+        elif not scalar.primitive.boolean:
+            error = self._error(
+                "ReceivedRejectSignal", "received a reject signal to disapprove the node input values"
+            )
+            self._node_failed(run, node, "FAILED", error)
+        else:
+            self._node_succeeded(run, node, node.inputs)
+
+    # -- the catalog ---------------------------------------------------------------------------------------
+    def _cached(self, run: Run, node: NodeRun) -> CatalogRecord | None:
+        if node.node.WhichOneof("target") != "task_node" or run.overwrite_cache:
+            return None
+        template = self._template(run, node)
+        if template is None or not cache.cacheable(template):
+            return None
+        return self.state.table("catalog").get(cache.catalog_key(template, node.inputs))
+
+    def _cache_hit(self, run: Run, node: NodeRun, entry: CatalogRecord) -> None:
+        metadata = self.state.wire.new("event.TaskNodeMetadata")
+        metadata.cache_status = self.state.wire.number("core.CatalogCacheStatus", "CACHE_HIT")
+        metadata.catalog_key.CopyFrom(cache.catalog_metadata(self.state, entry))
+        self._node_succeeded(run, node, self.state.get_literals(entry.outputs_uri), metadata)
+
+    def _populate(self, run: Run, node: NodeRun, outputs_uri: str) -> Any:
+        """Cache an attempt's outputs; the node metadata that says so (None for a task without cache)."""
+        template = self._template(run, node)
+        if not cache.cacheable(template):
+            return None
+        state = self.state
+        key = cache.catalog_key(template, node.inputs)
+        source = state.wire.new("core.TaskExecutionIdentifier", retry_attempt=node.attempt)
+        source.task_id.CopyFrom(template.id)
+        source.node_execution_id.CopyFrom(self._node_id(run, node.node.id))
+        now = state.now()
+        entry = CatalogRecord(
+            row=state.store.next_row(),
+            created_at=now,
+            updated_at=now,
+            key=key,
+            artifact_id=str(uuid.uuid4()),
+            outputs_uri=outputs_uri,
+            source=source,
+        )
+        table = state.table("catalog")
+        if table.get(key) is not None:  # overwrite_cache: the new artifact replaces the old one
+            table.delete(key)
+        table.insert(key, (key.project, key.domain), entry)
+        metadata = state.wire.new("event.TaskNodeMetadata")
+        metadata.cache_status = state.wire.number("core.CatalogCacheStatus", "CACHE_POPULATED")
+        metadata.catalog_key.CopyFrom(cache.catalog_metadata(state, entry))
+        return metadata
 
     def _attempt(self, run: Run, node: NodeRun) -> None:
         self._task_event(run, node, "QUEUED")
@@ -345,7 +493,8 @@ class Propeller:
             outputs = literals.compute_outputs(self.state.wire, template, node.inputs, self.keys["op"])
             uri = self._data(run, node.node.id, f"{node.attempt}/outputs.pb", outputs)
             self._task_event(run, node, "SUCCEEDED", output_uri=uri)
-            self._later(run, self._step(), self._node_succeeded, node, outputs)
+            metadata = self._populate(run, node, uri)
+            self._later(run, self._step(), self._node_succeeded, node, outputs, metadata)
             return
         if failure == "timeout":
             error = self._error(
@@ -365,9 +514,10 @@ class Propeller:
         self._task_event(run, node, "FAILED", error=error)
         self._later(run, self._step(), self._node_failed, node, "FAILED", error)
 
-    def _node_succeeded(self, run: Run, node: NodeRun, outputs: Any) -> None:
+    def _node_succeeded(self, run: Run, node: NodeRun, outputs: Any, metadata: Any = None) -> None:
         uri = self._data(run, node.node.id, "outputs.pb", outputs)
-        self._node_event(run, node.node.id, "SUCCEEDED", node.node.metadata.name, output_uri=uri)
+        extra = {"task_node_metadata": metadata} if metadata is not None else {}
+        self._node_event(run, node.node.id, "SUCCEEDED", node.node.metadata.name, output_uri=uri, **extra)
         node.status = "succeeded"
         run.outputs[node.node.id] = outputs
         self._advance(run)

@@ -56,6 +56,21 @@ class TaskExecKey(NamedTuple):
     retry_attempt: int
 
 
+class SignalKey(NamedTuple):
+    execution: ExecKey
+    signal_id: str
+
+
+class CatalogKey(NamedTuple):
+    """A cached output: datacatalog's dataset (project, domain, name, version) and artifact tag."""
+
+    project: str
+    domain: str
+    dataset: str
+    version: str
+    tag: str
+
+
 def key_of(identifier: Any) -> Key:
     return Key(identifier.project, identifier.domain, identifier.name, identifier.version)
 
@@ -161,6 +176,23 @@ class TaskExecRecord(Record):
     phase_version: int = 0
 
 
+@dataclass(kw_only=True)
+class SignalRecord(Record):
+    key: SignalKey
+    signal: Any  # admin.Signal: id, type and, once set, value
+    type_bytes: bytes  # the type as flyteadmin stores it: GetOrCreate matches on these bytes
+
+
+@dataclass(kw_only=True)
+class CatalogRecord(Record):
+    """One artifact of the simulated datacatalog: a cached task output."""
+
+    key: CatalogKey
+    artifact_id: str
+    outputs_uri: str
+    source: Any  # core.TaskExecutionIdentifier of the attempt that produced it
+
+
 @dataclass
 class AttributeRecord:
     project: str
@@ -235,6 +267,8 @@ TABLES = (
     "node_executions",
     "task_executions",
     "attributes",
+    "signals",
+    "catalog",
 )
 
 
