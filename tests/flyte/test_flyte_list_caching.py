@@ -191,3 +191,27 @@ def test_an_index_behind_the_change_log_is_rebuilt() -> None:
     assert index.sorted("value", lambda r: r.value) is None
     values = index.values("value", lambda r: r.value)
     assert values is not None and [index.key_at[p] for p in values.holding("text")] == [3]
+
+
+def test_a_column_that_stops_holding_one_value_while_writes_wait_in_the_log() -> None:
+    """The first differing value splits the one-value index while later inserts are not placed yet."""
+    table = MemoryTable()
+
+    class Row:
+        def __init__(self, row: int, value: Any) -> None:
+            self.row, self.value = row, value
+
+    for row in range(3):
+        table.insert(row, "s", Row(row, "same"))
+    indexes = Indexes()
+    values = indexes.of("rows", table, "s").values("value", lambda r: r.value)
+    assert values is not None and sorted(values.holding("same")) == [0, 1, 2]
+    for row, value in ((3, "other"), (4, "third"), (5, "same")):  # all applied by one sync
+        table.insert(row, "s", Row(row, value))
+    index = indexes.of("rows", table, "s")
+    values = index.values("value", lambda r: r.value)
+    assert values is not None
+    held = {
+        value: sorted(index.key_at[p] for p in values.holding(value)) for value in ("same", "other", "third")
+    }
+    assert held == {"same": [0, 1, 2, 5], "other": [3], "third": [4]}

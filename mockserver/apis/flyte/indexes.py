@@ -51,12 +51,17 @@ class Values:
         return list(self._at.items())
 
     def build(self) -> None:
-        """From every record of the scope as it is now; raises TypeError on unhashable values."""
+        """From every placed record of the scope as it is now; raises TypeError on unhashable values.
+
+        Records the index has not placed yet (inserts still waiting in the change log while a sync
+        applies the earlier ones) are left to their own change."""
         at: dict[Any, set[int]] = {}
         value_of: dict[int, Any] = {}
         position = self._scope.position
         for key, record in self._scope.table.items(self._scope.scope):
-            place = position[key]
+            place = position.get(key)
+            if place is None:
+                continue
             value = value_of[place] = self.getter(record)
             at.setdefault(value, set()).add(place)
         if len(at) > 1:
@@ -177,7 +182,8 @@ class ScopeIndex:
         """The order by ``column``; None when its values cannot be ordered together."""
         if column not in self._sorted:
             found: Sorted | None = Sorted(getter)
-            placed = [(self.position[key], record) for key, record in self.table.items(self.scope)]
+            position = self.position
+            placed = [(position[key], r) for key, r in self.table.items(self.scope) if key in position]
             try:
                 found.build(placed)  # type: ignore[union-attr]
             except TypeError:
