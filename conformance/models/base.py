@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import settings
+from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine
 from protoconform.conformance.caller import Caller, Reply
 from protoconform.conformance.hypothesis_profile import harness_settings
@@ -273,14 +274,20 @@ def machine_settings(max_examples: int, steps: int = STEPS) -> settings:
     return harness_settings(max_examples, stateful_step_count=steps)
 
 
-def first_mismatch(error: BaseException) -> Mismatch | None:
-    """The first Mismatch inside an exception group (hypothesis groups failures it could not replay)."""
+def first_mismatch(error: BaseException | None, depth: int = 0) -> Mismatch | None:
+    """The first Mismatch inside an exception group (hypothesis groups failures it could not replay),
+    or behind a flaky-data error (a server that answered differently when the sequence was replayed
+    raises it while handling the deviation it first saw)."""
+    if error is None or depth > 20:
+        return None
     if isinstance(error, Mismatch):
         return error
     for inner in getattr(error, "exceptions", ()):
-        found = first_mismatch(inner)
+        found = first_mismatch(inner, depth + 1)
         if found is not None:
             return found
+    if isinstance(error, Flaky):
+        return first_mismatch(error.__cause__ or error.__context__, depth + 1)
     return None
 
 
@@ -290,7 +297,7 @@ def run_property(test: Callable[[], None]) -> None:
     try:
         with shrink_budget(SHRINK_SECONDS):
             test()
-    except BaseExceptionGroup as group:
+    except (BaseExceptionGroup, Flaky) as group:
         mismatch = first_mismatch(group)
         if mismatch is None:
             raise

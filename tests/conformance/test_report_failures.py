@@ -246,3 +246,22 @@ def test_json_failures_are_objects_and_known_ones_keep_their_reason() -> None:
     (known,) = data["known"]
     assert known["line"] == common["line"] and known["reason"] == "ticket 1"
     assert json.loads(json.dumps(data)) == data  # plain JSON
+
+
+def test_a_deviation_the_server_does_not_repeat_on_replay_is_reported_as_itself() -> None:
+    """A server broken by an earlier call answers differently when hypothesis replays the sequence,
+    which raises a flaky-data error while handling the deviation: the deviation is what is reported."""
+    calls = {"n": 0}
+
+    @harness_settings(10)
+    @given(data=st.data())
+    def prop(data: st.DataObject) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            data.draw(st.integers(0, 3), label="first")
+        # on replay the broken "server" fails before the test draws what it drew the first time
+        raise Mismatch("OK", "INTERNAL", rule="toy.listed")
+
+    with pytest.raises(Mismatch) as failed:
+        run_property(prop)
+    assert failed.value.rule == "toy.listed" and failed.value.actual == "INTERNAL"
