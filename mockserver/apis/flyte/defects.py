@@ -23,6 +23,9 @@ CONTENT_MD5_UNCHECKED = "flyte.dataproxy-content-md5-unchecked"
 SIGNAL_SET_MISSING_ACCEPTED = "flyte.signal-set-missing-accepted"
 SIGNAL_TYPE_CONFLICT_IGNORED = "flyte.signal-type-conflict-ignored"
 CACHE_EVICT_KEEPS_ENTRY = "flyte.cache-evict-keeps-entry"
+DELETE_TWICE_REFUSED = "flyte.agents-delete-twice-refused"
+JOB_NEVER_FINISHES = "flyte.agents-job-never-finishes"
+METADATA_WITHOUT_TOKEN_ENDPOINT = "flyte.auth-metadata-without-token-endpoint"
 
 _ENTITY_LISTS = ("AdminService.ListTasks", "AdminService.ListWorkflows", "AdminService.ListLaunchPlans")
 
@@ -102,5 +105,20 @@ DEFECTS: dict[str, Defect] = {
         "EvictTaskExecutionCache marks the node evicted but leaves the catalog entry: the next run hits it",
         rule="flyte.cache.evict.effect",  # seen on the node's cache status after the eviction
         methods=("CacheService.EvictTaskExecutionCache", "AdminService.GetNodeExecution"),
+    ),
+    DELETE_TWICE_REFUSED: Defect(
+        "AsyncAgentService.DeleteTask of a job already deleted answers NOT_FOUND instead of succeeding again",
+        rule="flyte.agents.delete.idempotent",
+        methods=("AsyncAgentService.DeleteTask",),
+    ),
+    JOB_NEVER_FINISHES: Defect(
+        "AsyncAgentService.GetTask answers RUNNING once the job has finished: it never ends",
+        rule="flyte.agents.async.lifecycle",
+        methods=("AsyncAgentService.CreateTask", "AsyncAgentService.GetTask"),
+    ),
+    METADATA_WITHOUT_TOKEN_ENDPOINT: Defect(
+        "AuthMetadataService.GetOAuth2Metadata answers without token_endpoint",
+        rule="flyte.auth.oauth2-metadata",
+        methods=("AuthMetadataService.GetOAuth2Metadata",),
     ),
 }

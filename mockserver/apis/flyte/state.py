@@ -208,6 +208,21 @@ class AttributeRecord:
         return (self.project, self.domain, self.workflow, self.launch_plan, self.resource_type)
 
 
+@dataclass(kw_only=True)
+class AgentJobRecord(Record):
+    """A job an agent runs (AsyncAgentService, ExternalPluginService); its phase follows from the clock."""
+
+    job_id: str
+    agent: str
+    category: tuple[str, int]  # (task type, version)
+    template: Any  # core.TaskTemplate
+    inputs: Any  # core.LiteralMap
+    outputs: Any  # core.LiteralMap the job answers once it succeeds
+    output_prefix: str
+    size: int  # bytes of template, inputs and outputs, counted against the agents' limit
+    deleted_at: datetime | None = None
+
+
 # -- storage ------------------------------------------------------------------------------
 
 
@@ -269,6 +284,7 @@ TABLES = (
     "attributes",
     "signals",
     "catalog",
+    "agent_jobs",
 )
 
 
@@ -377,6 +393,11 @@ class Settings:
     propeller: bool = True  # simulate flytepropeller; off: executions move only by events
     node_seconds: float = 2.0  # virtual seconds one task attempt runs
     step_seconds: float = 0.5  # virtual seconds between the propeller's other steps
+    agents: tuple[str, ...] = ()  # serve --flyte-agent NAME=TYPE[,TYPE...][:sync]; () = specs' defaults
+    agent_max_jobs: int = 0  # jobs the agents keep at once; 0 = specs' default
+    auth_public_url: str = ""  # the auth server's issuer URL; "" = specs' default
+    auth_client_id: str = ""  # public client id; "" = specs' default
+    auth_redirect_uri: str = ""  # public client redirect URI; "" = specs' default
 
 
 class State:
