@@ -25,6 +25,13 @@ def load_inventory(family: str) -> dict:
     return json.loads(_read_inventory(family))
 
 
+def served_services(family_name: str) -> list[str]:
+    """Full names of the services the mock serves for a family: the documented ones, then the
+    family's ``extra_services`` (defined by its wire truth, absent from the documents)."""
+    documented = [service["name"] for service in load_inventory(family_name)["services"]]
+    return documented + [name for name in family(family_name).extra_services if name not in documented]
+
+
 def documented_methods(family: str | None = None) -> list[tuple[str, str]]:
     """``(full service name, method name)`` of every documented RPC, in inventory order."""
     families = FAMILIES if family is None else (family,)

@@ -37,6 +37,8 @@ class Family:
     specs_folder: str = ""  # inventory.json and rule files; default: the package's specs/<name>/
     handlers: str = ""  # module that registers its handlers; default protoconform.mockserver.apis.<name>
     models: str = ""  # its conformance models; default protoconform.conformance.models.<name>
+    # services its wire truth defines beyond the documented inventory that the mock serves too
+    extra_services: tuple[str, ...] = ()
 
     @property
     def handlers_module(self) -> str:
@@ -58,7 +60,13 @@ class Family:
 
 
 BUILT_IN: tuple[Family, ...] = (
-    Family("flyte", ("flyteidl.",), wheel_packages=("flyteidl.service",), rest="flyte"),
+    Family(
+        "flyte",
+        ("flyteidl.",),
+        wheel_packages=("flyteidl.service",),
+        rest="flyte",
+        extra_services=("flyteidl.service.SyncAgentService",),  # the connectors' sync API, in the wheel
+    ),
     Family("kfp", ("api.",), rest="kfp"),  # its descriptors come from protos/ (compiled with ours)
     Family("armonik", ("armonik.",), wheel_packages=("armonik.protogen.client", "armonik.protogen.worker")),
 )

@@ -107,9 +107,7 @@ class Registry:
             for package_name in entry.wheel_packages:
                 _import_all(package_name)
         self.local_files = _load_local_files()
-        self.families: dict[str, list[str]] = {
-            family: [svc["name"] for svc in specs.load_inventory(family)["services"]] for family in families
-        }
+        self.families: dict[str, list[str]] = {family: specs.served_services(family) for family in families}
         self._methods: dict[str, Method] = {}
         for family, services in self.families.items():
             for service_name in services:

@@ -286,7 +286,7 @@ def load_folder(family: str, folder: Any, services: list[str]) -> FamilyRules:
 @cache
 def load(family: str) -> FamilyRules:
     """All rules of a family, from the YAML files of its specs folder (``specs/<family>/``)."""
-    from protoconform.specs import families, load_inventory
+    from protoconform.specs import families, served_services
 
-    services = [s["name"] for s in load_inventory(family)["services"]]
+    services = served_services(family)
     return load_folder(family, families.family(family).rules_folder(), services)
