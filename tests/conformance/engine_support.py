@@ -67,17 +67,25 @@ class CheckRun:
 
 
 def run_check(
-    args: list[str], tmp_path: Path, timeout: float = 300, name: str = "report", engine: Engine | None = None
+    args: list[str],
+    tmp_path: Path,
+    timeout: float = 300,
+    name: str = "report",
+    engine: Engine | None = None,
+    pytest_args: tuple[str, ...] = (),
 ) -> CheckRun:
     """`python -m protoconform.mockserver check ...` with a JSON report; never raises on failure.
 
     With ``engine``, the run targets that mock and uses its control API (which lets
     waits for runs and tasks move the mock's clock instead of waiting in real time).
+    ``pytest_args`` go after ``--`` (e.g. ``-x``: stop at the first failing case).
     """
     report_path = tmp_path / f"{name}.json"
     if engine is not None:
         args = ["--target", engine.grpc, "--control", engine.http, "--rest", engine.http, *args]
     command = [sys.executable, "-m", "protoconform.mockserver", "check", *args, "--json", str(report_path)]
+    if pytest_args:
+        command += ["--", *pytest_args]
     started = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
