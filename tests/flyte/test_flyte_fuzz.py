@@ -1,4 +1,5 @@
-"""Odd but well-formed requests to every AdminService method: no crash, and a refusal changes nothing.
+"""Odd but well-formed requests to every method of every Flyte service: no crash, and a refusal changes
+nothing.
 
 Requests are drawn from each method's descriptor (edge numbers, undefined enums, extreme times,
 empty and long strings), or are the method's plausible request with some fields swapped for wild
@@ -30,7 +31,7 @@ def _versions(admin: Admin) -> tuple[int, ...]:
     store = admin.state().store
     from protoconform.mockserver.apis.flyte.state import TABLES
 
-    return tuple(store.table(name).version for name in TABLES)
+    return tuple(store.table(name).version() for name in TABLES)
 
 
 @pytest.mark.parametrize("name", admin_methods())
@@ -64,5 +65,49 @@ def test_odd_requests_never_crash_and_refusals_change_nothing(admin: Admin, name
         except grpc.RpcError as error:
             assert error.code() not in CRASHES, (error.code(), error.details())
             assert _versions(world) == before, f"{name} refused ({error.code().name}) but changed the store"
+
+    check()
+
+
+OTHER_METHODS = [m for m in REGISTRY.methods("flyte") if not m.service.endswith(".AdminService")]
+
+
+def _call(channel: grpc.Channel, method, request: message.Message) -> None:
+    """One call of any kind; a refusal raises grpc.RpcError."""
+    call = getattr(channel, method.kind)(
+        method.path,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=REGISTRY.message_class(method.response_type).FromString,
+    )
+    argument = iter([request]) if method.client_streaming else request
+    if method.server_streaming:
+        for _ in call(argument, timeout=10):
+            pass
+    else:
+        call(argument, timeout=10)
+
+
+@pytest.mark.parametrize("method", OTHER_METHODS, ids=[m.path for m in OTHER_METHODS])
+def test_odd_requests_to_the_other_services_never_crash(admin: Admin, method) -> None:
+    """DataProxy, signals, cache, agents, auth: requests drawn from the descriptor alone."""
+    world = build_world(admin)
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=strategies.messages(method.descriptor.input_type, WILD))
+    def check(request: message.Message) -> None:
+        before = _versions(world)
+        try:
+            _call(world.channel, method, request)
+        except grpc.RpcError as error:
+            assert error.code() not in CRASHES, (error.code(), error.details())
+            assert _versions(world) == before, (
+                f"{method.name} refused ({error.code().name}) but changed the store"
+            )
 
     check()
