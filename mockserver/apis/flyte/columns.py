@@ -57,7 +57,8 @@ def getters(wire: Wire, storage: Callable[..., str]) -> dict[str, dict[str, Gett
     def schedule_type(record: Any) -> str:
         schedule = record.launch_plan.spec.entity_metadata.schedule
         kind = schedule.WhichOneof("ScheduleExpression")
-        return {"cron_expression": "CRON", "cron_schedule": "CRON", "rate": "RATE"}.get(kind or "", "")
+        # flyteadmin's column: NONE without a schedule (models.LaunchPlanScheduleTypeNONE)
+        return {"cron_expression": "CRON", "cron_schedule": "CRON", "rate": "RATE"}.get(kind or "", "NONE")
 
     def launch_entity(record: Any) -> str:
         reference = record.execution.spec.launch_plan
