@@ -235,3 +235,16 @@ def test_a_busy_port_is_a_one_line_error_not_a_shared_port(server_process) -> No
         assert "protoconform ready" not in done.stdout
         assert "protoconform: cannot start: cannot listen for" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_every_served_method_has_a_handler_so_the_unimplemented_fallback_is_unreachable() -> None:
+    import importlib
+
+    from protoconform.mockserver import rpc
+    from protoconform.specs.families import TABLE
+
+    for family in TABLE.values():
+        importlib.import_module(family.handlers_module)  # registering the handlers
+    methods = list(default_registry().methods())
+    assert len(methods) >= 149
+    assert [m.path for m in methods if rpc.lookup(m.path, rpc.DEFAULT_VARIANT) is None] == []
