@@ -18,6 +18,7 @@ from typing import Any
 
 from protoconform.mockserver import apis
 from protoconform.mockserver.config import Limits, ServerConfig
+from protoconform.mockserver.store import StoreError
 from protoconform.specs.argtypes import host, port, positive
 from protoconform.specs.registry import FAMILIES
 
@@ -55,6 +56,13 @@ def _defect(name: str) -> str:
             f"({len(known)} in all, listed by GET /control/defects)"
         )
     return name
+
+
+def _store(text: str) -> str:
+    kind, _, path = text.partition(":")
+    if text == "memory" or (kind == "sqlite" and path):
+        return text
+    raise argparse.ArgumentTypeError(f"expected memory or sqlite:PATH, got {text!r}")
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +108,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "moved only through the control API (default: %(default)s)",
     )
     parser.add_argument(
+        "--store",
+        type=_store,
+        default="memory",
+        metavar="STORE",
+        help="where state lasts: memory (lost at exit) or sqlite:PATH, which keeps every acknowledged "
+        "write across restarts and crashes; a restarted server goes on from there (default: %(default)s)",
+    )
+    parser.add_argument(
         "--defect",
         type=_defect,
         action="append",
@@ -136,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         clock_speed=args.clock_speed,
         defects=frozenset(args.defect),
+        store=args.store,
         limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)}),
         family_options=family_options,
     )
@@ -155,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(serve(config))
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         print(f"protoconform: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -51,6 +51,8 @@ class Clock:
         self._timers: list[Timer] = []
         self._seq = itertools.count()
         self._wakeup: asyncio.Event | None = None
+        # Called after timers ran (a durable store commits what they changed).
+        self.after_timers: Callable[[], None] = lambda: None
         self.reset()
 
     def reset(self) -> None:
@@ -59,6 +61,16 @@ class Clock:
         self._epoch = self._start or datetime.now(UTC)
         self._wall_base = time.monotonic()
         self._offset = 0.0  # virtual seconds added by advance()
+
+    def restore(self, epoch: datetime, elapsed: float) -> None:
+        """Go on from a saved reading (a restarted server); time passed while it was down does not count."""
+        self._epoch = epoch
+        self._wall_base = time.monotonic()
+        self._offset = min(max(0.0, elapsed), MAX_ELAPSED)
+
+    def reading(self) -> tuple[datetime, float]:
+        """(epoch, elapsed virtual seconds): what :meth:`restore` takes."""
+        return self._epoch, self.elapsed()
 
     # -- reading time -------------------------------------------------------
     @property
@@ -111,6 +123,11 @@ class Clock:
                 timer.callback()
             except Exception:  # a broken timer must not stop the clock
                 log.exception("timer callback failed")
+        if ran:
+            try:
+                self.after_timers()
+            except Exception:
+                log.exception("saving what timers changed failed")
         return ran
 
     def advance(self, seconds: float) -> int:

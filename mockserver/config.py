@@ -47,6 +47,7 @@ class ServerConfig:
     log_level: str = "INFO"
     clock_speed: float = 1.0  # virtual seconds per wall second; 0 = manual clock
     defects: frozenset[str] = frozenset()  # deliberate deviations, for proving conformance suites
+    store: str = "memory"  # where state lasts: "memory" (gone at exit) or "sqlite:PATH"
     grace_seconds: float = 5.0  # how long in-flight calls may finish on shutdown
     limits: Limits = field(default_factory=Limits)
     # Per-family options (e.g. ArmoniK partitions, an attached worker address),

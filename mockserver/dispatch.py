@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,8 @@ class Dispatcher:
         self.clock = clock
         self.defects: set[str] = set(defects)
         self.observers: list[CallObserver] = []
+        # Makes what a call changed last before it is answered (a durable store's commit).
+        self.commit: Callable[[], None] = lambda: None
 
     def _context(self, record: CallRecord) -> rpc.CallContext:
         return rpc.CallContext(
@@ -152,6 +154,16 @@ class Dispatcher:
         result = fn(request, context)
         return await result if inspect.isawaitable(result) else result
 
+    def _saved(self, record: CallRecord) -> None:
+        """Commit what the call changed before the client hears of it; a failed write fails the call."""
+        try:
+            self.commit()
+        except Exception as exc:
+            log.exception("saving the changes of %s failed", record.method.path)
+            raise rpc.ApiError(
+                grpc.StatusCode.UNAVAILABLE, f"{record.method.path}: the change could not be saved: {exc}"
+            ) from None
+
     def _observed(self, record: CallRecord) -> _Observed:
         return _Observed(self, record)
 
@@ -168,6 +180,7 @@ class Dispatcher:
         async with self._observed(record):
             response = self._check_response(record, await self._invoke(record, request))
             record.responses.append(response)
+            self._saved(record)
             return response
         raise AssertionError("unreachable")  # for type checkers: the block returns or raises
 
@@ -187,7 +200,9 @@ class Dispatcher:
                 response = self._check_response(record, item)
                 if len(record.responses) < JOURNAL_LIMIT:
                     record.responses.append(response)
+                self._saved(record)
                 yield response
+            self._saved(record)
 
 
 class _Observed:

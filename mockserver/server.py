@@ -16,6 +16,7 @@ from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.dispatch import Dispatcher
 from protoconform.mockserver.selfcheck import SelfCheck
+from protoconform.mockserver.store import Store, open_store
 from protoconform.specs.registry import Registry, default_registry
 
 log = logging.getLogger(__name__)
@@ -31,21 +32,49 @@ class MockServer:
         self.service_names = [s for f in config.families for s in self.registry.families[f]]
         self.clock = Clock(config.clock_speed)
         self.dispatcher = Dispatcher(self.registry, {}, self.clock, config.defects)
-        self.reset_state()
+        self.store: Store = open_store(config.store, self.registry.message_class)
+        self.dispatcher.commit = self.clock.after_timers = self.commit
+        self._load_state()
         self.grpc_address = ""
         self.http_address = ""
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self.clock_task: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self.selfcheck: SelfCheck | None = None
 
-    def reset_state(self) -> None:
-        """Fresh state for every family (control API reset, tests)."""
-        self.clock.reset()
+    def _load_state(self) -> None:
+        """Every family's state, from the store when it holds one (a restart goes on from there)."""
+        reading = self.store.clock_state()
+        if reading is not None:
+            self.clock.restore(*reading)
         self.dispatcher.states = {
-            name: module.create_state(self.config.options(name), self.clock, self.registry)
+            name: module.create_state(
+                self.config.options(name), self.clock, self.registry, self.store.family(name)
+            )
             for name, module in self.families.items()
         }
+        self.commit()
+
+    def reset_state(self) -> None:
+        """Fresh state for every family (control API reset, tests); a durable store is emptied too."""
+        self.clock.reset()
+        self.store.clear()
+        self._load_state()
+
+    def commit(self, clock_moved: bool = False) -> None:
+        """Write what changed since the last commit to the store (nothing without a durable one)."""
+        self.store.commit(self.clock.reading(), force=clock_moved)
+
+    async def _commit_background_work(self) -> None:
+        """Changes made outside calls and timers (attached workers, streams) reach the disk soon too."""
+        while True:
+            await asyncio.sleep(0.2)
+            if self.store.pending():
+                try:
+                    self.commit()
+                except Exception:
+                    log.exception("saving background changes failed")
 
     @property
     def states(self) -> dict[str, Any]:
@@ -99,6 +128,8 @@ class MockServer:
         self.http_address = _address(self.config.host, http_port)
 
         self.clock_task = asyncio.create_task(self.clock.run(), name="clock")
+        if self.store.durable:
+            self._committer = asyncio.create_task(self._commit_background_work(), name="store-commit")
         self.selfcheck.start()
         for name, module in self.families.items():
             if hasattr(module, "start"):
@@ -118,10 +149,13 @@ class MockServer:
                 await module.stop(self.states[name])
         if self._http is not None:
             await self._http.cleanup()
-        if self.clock_task is not None:
-            self.clock_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.clock_task
+        for task in (self.clock_task, self._committer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.commit()
+        self.store.close()
 
     def ready_line(self) -> str:
         return f"protoconform ready grpc={self.grpc_address} http={self.http_address}"

@@ -3,8 +3,10 @@
 Which module that is comes from the family table (:mod:`protoconform.specs.families`):
 ``protoconform.mockserver.apis.<family>`` for the built-in ones.  A family package provides:
 
-- ``create_state(options: dict, clock: Clock, registry: Registry) -> object``:
-  the family's in-memory state, handed to its handlers as ``ctx.state``;
+- ``create_state(options: dict, clock: Clock, registry: Registry, store: FamilyStore) -> object``:
+  the family's state, handed to its handlers as ``ctx.state``; it writes every change
+  through ``store`` (:mod:`protoconform.mockserver.store`: staged, committed by the
+  server before a call is answered) and, when the store holds data, starts from it;
 - optionally ``add_arguments(group)`` and ``options_from_args(args) -> dict``
   for ``serve`` options of its own (prefixed with the family name; a bad value
   raises ``ValueError`` naming the option, reported as one usage error);

@@ -258,6 +258,7 @@ def install(app: web.Application, server: MockServer) -> None:
                 "(virtual time stays within a century of its start; POST /control/reset restarts it)"
             )
         ran = server.clock.advance(float(seconds))
+        server.commit(clock_moved=True)
         await _recheck()
         return web.json_response({"timers_run": ran, **clock_state()})
 

@@ -27,6 +27,7 @@ from protoconform.mockserver.apis.armonik.options import (
 )
 from protoconform.mockserver.apis.armonik.state import ArmonikState
 from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.store import FamilyStore
 from protoconform.specs.argtypes import address, creatable_folder, positive
 from protoconform.specs.registry import Registry
 
@@ -63,7 +64,9 @@ __all__ = [
 ]
 
 
-def create_state(options: dict[str, Any], clock: Clock, registry: Registry) -> ArmonikState:
+def create_state(
+    options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
+) -> ArmonikState:
     state = ArmonikState(parse(options), clock, registry)
     for hook in lifecycle.STATE_HOOKS:
         hook(state)

@@ -49,6 +49,7 @@ from protoconform.mockserver.apis.flyte.agents_jobs import check_agents, parse_a
 from protoconform.mockserver.apis.flyte.dataproxy_http import install_routes
 from protoconform.mockserver.apis.flyte.state import Settings, State
 from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.store import FamilyStore
 from protoconform.specs.argtypes import positive
 from protoconform.specs.registry import Registry
 
@@ -146,6 +147,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def create_state(options: dict[str, Any], clock: Clock, registry: Registry) -> State:
+def create_state(
+    options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
+) -> State:
     fields = {k: options[k] for k in Settings.__dataclass_fields__ if k in options}
     return State(clock, registry, Settings(**fields))

@@ -25,6 +25,7 @@ from protoconform.mockserver.apis.kfp import runs as _runs  # noqa: F401 - regis
 from protoconform.mockserver.apis.kfp.lifecycle import Timings
 from protoconform.mockserver.apis.kfp.state import State
 from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.store import FamilyStore
 from protoconform.specs.argtypes import positive, readable_file
 from protoconform.specs.registry import Registry
 
@@ -90,7 +91,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def create_state(options: dict[str, Any], clock: Clock, registry: Registry) -> State:
+def create_state(
+    options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
+) -> State:
     timings = Timings(**{k: float(options[k]) for k in Timings.__dataclass_fields__ if k in options})
     state = State(clock, registry, timings)
     for experiment in options.get("experiments", []):

@@ -23,7 +23,8 @@ class ToyState:
         self.toys: dict[str, Any] = {}
 
 
-def create_state(options: dict[str, Any], clock: Any, registry: Any) -> ToyState:
+def create_state(options: dict[str, Any], clock: Any, registry: Any, store: Any = None) -> ToyState:
+    # memory only: a toy keeps nothing across restarts
     return ToyState(registry)
 
 
