@@ -208,6 +208,8 @@ class SqliteStore(Store):
                 row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
         except sqlite3.Error as exc:
+            if "locked" in str(exc):
+                raise StoreError(f"store {path} is in use by another server ({exc})") from None
             raise StoreError(f"store {path}: {exc}") from None
         found = self.get_meta("format")
         if found is None:

@@ -86,6 +86,14 @@ def test_a_file_of_another_format_is_refused(tmp_path: Path) -> None:
         _open(tmp_path / "s.db")
 
 
+def test_one_server_per_file(tmp_path: Path) -> None:
+    first = _open(tmp_path / "s.db")
+    with pytest.raises(StoreError, match="in use by another server"):
+        _open(tmp_path / "s.db")
+    first.close()
+    _open(tmp_path / "s.db").close()
+
+
 def test_serve_refuses_a_bad_store_option_and_a_missing_folder(tmp_path: Path) -> None:
     def serve(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "protoconform.mockserver", "serve", "--port", "0", *args]
