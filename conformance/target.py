@@ -85,6 +85,10 @@ class Target:
 
         return ControlClient(self.control, token=self.control_token, ca=self.ca, cert=self.cert, key=self.key)
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """For https requests outside the REST session (URLs the target hands out): --ca, --cert."""
+        return _tls_context(self, http2=False)
+
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
             root_certificates=self._read(self.ca) if self.ca else None,
@@ -223,14 +227,15 @@ def _read_some(sock: socket.socket | ssl.SSLSocket, deadline: float, address: st
     return data
 
 
-def _tls_context(target: Target) -> ssl.SSLContext:
+def _tls_context(target: Target, http2: bool = True) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=target.ca or None)
     if target.cert:
         try:
             context.load_cert_chain(target.cert, target.key or None)
         except (OSError, ssl.SSLError) as exc:
             raise TargetError(f"cannot load client certificate {target.cert}: {exc}") from None
-    context.set_alpn_protocols(["h2"])
+    if http2:  # the gRPC probe; an HTTP/1.1 request offers nothing (a strict server would refuse h2)
+        context.set_alpn_protocols(["h2"])
     return context
 
 

@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 # Metadata keys a token may come in: the standard one, and Flyte's (GetPublicClientConfig's
 # authorization_metadata_key), which flytekit sends and flyteadmin reads as "authorization".
 TOKEN_KEYS = ("authorization", "flyte-authorization")
-# Services a real server answers without a token (flyteadmin: GetOAuth2Metadata and
-# GetPublicClientConfig are how a client learns to get one).
-ANONYMOUS_SERVICES = frozenset({"flyteidl.service.AuthMetadataService"})
+# Services a real server answers without a bearer token: flyteadmin's AuthMetadataService (how a
+# client learns to get one), and ArmoniK's Agent, which a worker reaches inside its pod with no
+# bearer token: the communication token of each request is its credential.
+ANONYMOUS_SERVICES = frozenset({"flyteidl.service.AuthMetadataService", "armonik.api.grpc.v1.agent.Agent"})
 REFLECTION_PREFIX = "/grpc.reflection."
 MAX_TOKEN_BYTES = 8192  # a JWT with generous claims is ~2 KiB
 MAX_TOKENS = 10_000

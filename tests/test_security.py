@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import subprocess
 import sys
 import time
@@ -487,27 +488,30 @@ def test_serve_reads_a_token_file_and_says_what_secures_it(pki: Pki, tmp_path: P
 
 
 def test_check_passes_against_a_mock_with_tls_and_auth(pki: Pki, tmp_path: Path) -> None:
+    """Every suite of one family, gRPC, REST and the control API all over TLS with tokens."""
     token_file = tmp_path / "tokens"
     token_file.write_text(STATIC_TOKEN + "\n")
     serve = ["--api", "kfp", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     serve += ["--auth-token-file", str(token_file), "--control-token", CONTROL_TOKEN]
     with ServerProcess(serve) as process:
         assert process.fields == {"tls": "on", "auth": "token"}
-        base = [sys.executable, "-m", "protoconform.mockserver", "check", "--target", process.grpc_address]
-        base += ["--api", "kfp", "--suite", "surface", "--tls", "--ca", str(pki.ca)]
-        base += ["--control", process.http_url, "--rest", process.http_url]
-        env = {"PROTOCONFORM_TOKEN": STATIC_TOKEN, "PROTOCONFORM_CONTROL_TOKEN": CONTROL_TOKEN}
-        passed = subprocess.run(base, capture_output=True, text=True, timeout=300, env=_env(env))
+        check = [sys.executable, "-m", "protoconform.mockserver", "check", "--target", process.grpc_address]
+        check += ["--api", "kfp", "--tls", "--ca", str(pki.ca), "--rest", process.http_url]
+        secured = [*check, "--control", process.http_url, "--control-token", CONTROL_TOKEN]
+        passed = _run([*secured, "--token", STATIC_TOKEN])
         assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
-        refused = subprocess.run(
-            [*base[:-4], "--token", "wrong"], capture_output=True, text=True, timeout=300, env=_env({})
-        )
-    assert refused.returncode != 0
-    assert "UNAUTHENTICATED" in refused.stdout + refused.stderr
+        assert "0 failed" in passed.stdout
+        wrong = _run([*check, "--suite", "surface", "--token", "wrong"])
+        assert wrong.returncode == 1 and "UNAUTHENTICATED" in wrong.stdout, wrong.stdout[-3000:]
+        no_control_token = _run([*check, "--control", process.http_url, "--token", STATIC_TOKEN])
+    assert no_control_token.returncode == 2
+    assert "answered HTTP 401 (give its token with --control-token)" in no_control_token.stderr
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=_env())
 
+
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOCONFORM_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+    return {**env, "PYTHONUNBUFFERED": "1"}
