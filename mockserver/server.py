@@ -97,6 +97,8 @@ class MockServer:
             raise OSError(f"cannot listen for gRPC on {grpc_target}")
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
+        if self.tls is not None:
+            tls.serving(self.grpc_address, self.tls.self_credentials())
 
         self._http = httpapp.runner(self)
         await self._http.setup()
@@ -126,6 +128,8 @@ class MockServer:
                 module.end_streams(self.states[name])  # streams that never end by themselves
         if self._grpc is not None:
             await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
+            if self.tls is not None:
+                tls.serving(self.grpc_address, None)
         for name, module in self.families.items():
             if hasattr(module, "stop"):
                 await module.stop(self.states[name])

@@ -48,6 +48,18 @@ class TlsMaterial:
             require_client_auth=self.client_ca is not None,
         )
 
+    def self_credentials(self) -> grpc.ChannelCredentials:
+        """How this server calls itself (e.g. ArmoniK's built-in Worker notifying the Agent it
+        serves): trusting its own certificate (gRPC accepts it as the anchor even when a CA signed
+        it) and, with mutual TLS, presenting it as the client certificate (accepted when the
+        client CA signed it, as it does in the usual one-CA test setup)."""
+        mutual = self.client_ca is not None
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.cert,
+            private_key=self.key if mutual else None,
+            certificate_chain=self.cert if mutual else None,
+        )
+
     def ssl_context(self) -> ssl.SSLContext:
         """The HTTP port's context: same certificate, same client CA, same requirement."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -56,6 +68,34 @@ class TlsMaterial:
             context.load_verify_locations(cadata=self.client_ca.decode("ascii", errors="replace"))
             context.verify_mode = ssl.CERT_REQUIRED
         return context
+
+
+# Servers of this process listening with TLS, by loopback port: a call the server makes to an
+# address that is one of them (see :func:`outbound_credentials`) goes over TLS too.
+_SELF: dict[int, grpc.ChannelCredentials] = {}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _loopback_port(address: str) -> int | None:
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    return int(port) if host in _LOOPBACK and port.isdigit() else None
+
+
+def serving(address: str, credentials: grpc.ChannelCredentials | None) -> None:
+    """Record (or with None forget) that this process serves TLS at ``address``."""
+    port = _loopback_port(address)
+    if port is not None and credentials is not None:
+        _SELF[port] = credentials
+    elif port is not None:
+        _SELF.pop(port, None)
+
+
+def outbound_credentials(address: str) -> grpc.ChannelCredentials | None:
+    """Credentials for a call from the server to ``address``: its own when that is itself, else None
+    (plaintext, as for a worker or agent on loopback)."""
+    port = _loopback_port(address)
+    return _SELF.get(port) if port is not None else None
 
 
 def _read(option: str, path: str) -> bytes:

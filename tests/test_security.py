@@ -515,3 +515,21 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOCONFORM_")}
     return {**env, "PYTHONUNBUFFERED": "1"}
+
+
+def test_the_server_reaches_itself_over_its_own_tls(secured: ThreadedServer, pki: Pki) -> None:
+    """Calls the server makes to its own address (ArmoniK's built-in Worker notifying the Agent a
+    test pointed it at) use its certificate; other loopback addresses stay plaintext."""
+    from protoconform.mockserver import tls
+
+    credentials = tls.outbound_credentials(secured.grpc_address)
+    assert credentials is not None
+    assert tls.outbound_credentials("127.0.0.1:1") is None
+    with grpc.secure_channel(secured.grpc_address, credentials) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    server = _start(TlsConfig(str(pki.server_cert), str(pki.server_key)), AuthConfig(), families=("kfp",))
+    address = server.grpc_address
+    assert tls.outbound_credentials(address) is not None
+    server.stop()
+    assert tls.outbound_credentials(address) is None
