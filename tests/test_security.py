@@ -428,6 +428,18 @@ def test_user_info_answers_the_token_claims(secured: ThreadedServer, pki: Pki) -
     assert me.status_code == 200 and me.json()["subject"] == "alice"
     with _channel(secured, pki) as channel:
         assert _call(channel, USER_INFO, STATIC_TOKEN).subject == "token-1"
+        # flytekit sends the token under GetPublicClientConfig's authorization_metadata_key
+        registry = default_registry()
+        stub = channel.unary_unary(
+            USER_INFO,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=registry.message_class("flyteidl.service.UserInfoResponse").FromString,
+        )
+        request = registry.message_class("flyteidl.service.UserInfoRequest")()
+        flytekit_style = stub(request, timeout=10, metadata=[("flyte-authorization", f"Bearer {token}")])
+        assert flytekit_style.subject == "alice"
+    anonymous_me = _rest(secured, pki, "/me")
+    assert anonymous_me.status_code == 401 and "missing bearer token" in anonymous_me.text
 
 
 def test_user_info_is_anonymous_without_auth(threaded_server: ThreadedServer) -> None:

@@ -2,13 +2,15 @@
 
 flyteadmin serves both only with ``useAuth`` (else UNIMPLEMENTED, recorded as
 ``real_code`` in ``specs/flyte/auth.yaml``); this mock serves them always, so
-clients that ask before an auth flow get a usable answer.  AuthMetadataService
-stays anonymous when ``serve`` requires tokens (:mod:`protoconform.mockserver.auth`);
-UserInfo then answers the token's claims, and an empty identity while auth is off.  The values are the
+clients that ask before an auth flow get a usable answer.  The values are the
 ``auth`` section of that file, overridden by ``serve --flyte-auth-*``.  The
 REST gateway serves their ``google.api.http`` routes (``/.well-known/
 oauth-authorization-server``, ``/config/v1/flyte_client``, ``/me``), the same
 routes flyteadmin always mounts.
+
+When ``serve`` requires tokens (:mod:`protoconform.mockserver.auth`),
+AuthMetadataService stays anonymous and UserInfo answers the token's claims;
+without auth, UserInfo answers an empty identity.
 """
 
 from __future__ import annotations
