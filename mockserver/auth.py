@@ -85,13 +85,17 @@ def read_token_file(path: str) -> tuple[str, ...]:
     """One token a line; blank lines and ``#`` comments ignored.  ValueError naming the option."""
     try:
         with Path(path).open("rb") as file:
-            raw = file.read(MAX_TOKENS * (MAX_TOKEN_BYTES + 1) + 1)
+            limit = MAX_TOKENS * (MAX_TOKEN_BYTES + 1)
+            raw = file.read(limit + 1)
+        if len(raw) > limit:
+            raise ValueError(f"--auth-token-file {path}: larger than {limit} bytes")
         text = raw.decode("utf-8")
     except OSError as exc:
         raise ValueError(f"--auth-token-file {path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ValueError(f"--auth-token-file {path}: not UTF-8 text") from None
-    tokens = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    lines = (line.strip() for line in text.splitlines())
+    tokens = tuple(line for line in lines if line and not line.startswith("#"))
     if not tokens:
         raise ValueError(f"--auth-token-file {path}: no token in it (one a line)")
     for number, token in enumerate(tokens, 1):
@@ -108,19 +112,23 @@ def check_token_text(token: str, what: str) -> str:
 def _load_key(path: str) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    from cryptography.x509 import load_pem_x509_certificate
 
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ValueError(f"--auth-jwt-key {path}: cannot read: {exc.strerror}") from None
     try:
-        key = load_pem_public_key(data)
+        if b"-----BEGIN CERTIFICATE" in data:  # the signer's certificate holds its public key
+            key = load_pem_x509_certificate(data).public_key()
+        else:
+            key = load_pem_public_key(data)
     except ValueError:
         if b"PRIVATE KEY" in data:
             raise ValueError(
                 f"--auth-jwt-key {path}: a private key; give the public key (openssl pkey -in KEY -pubout)"
             ) from None
-        raise ValueError(f"--auth-jwt-key {path}: not a PEM public key") from None
+        raise ValueError(f"--auth-jwt-key {path}: not a PEM public key or certificate") from None
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise ValueError(f"--auth-jwt-key {path}: an RSA or EC public key is needed (RS256/ES256)")
     return key

@@ -106,7 +106,8 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
         "--auth-jwt-key",
         default="",
         metavar="PEM",
-        help="accept JWTs signed by this RSA or EC public key (RS256/ES256...; exp required)",
+        help="accept JWTs signed by the key of this RSA or EC public key or certificate "
+        "(RS256/ES256...; exp required)",
     )
     group.add_argument("--auth-jwt-issuer", default="", metavar="ISS", help="required iss of a JWT")
     group.add_argument("--auth-jwt-audience", default="", metavar="AUD", help="required aud of a JWT")

@@ -480,7 +480,7 @@ def test_bad_security_files_are_usage_errors_naming_the_option(
 
 def test_serve_reads_a_token_file_and_says_what_secures_it(pki: Pki, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("# one a line\nfirst\n\nsecond\n")
+    tokens.write_text("# one a line\nfirst\n\n  # indented comment\nsecond\n")
     args = build_parser().parse_args(
         ["serve", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
          "--auth-token-file", str(tokens), "--auth-token", "third", "--control-token", "c"]
@@ -545,3 +545,17 @@ def test_the_server_reaches_itself_over_its_own_tls(secured: ThreadedServer, pki
     assert tls.outbound_credentials(address) is not None
     server.stop()
     assert tls.outbound_credentials(address) is None
+
+
+def test_a_jwt_key_may_be_the_signer_certificate(pki: Pki, tmp_path: Path) -> None:
+    from protoconform.mockserver.auth import Authenticator
+    from protoconform.mockserver.rpc import ApiError
+
+    certificate = tmp_path / "signer.pem"
+    certificate.write_bytes(
+        _certificate("jwt signer", pki.jwt_private).public_bytes(serialization.Encoding.PEM)
+    )
+    authenticator = Authenticator(AuthConfig(jwt_key=str(certificate), jwt_audience=AUDIENCE))
+    assert authenticator.identity({"authorization": f"Bearer {pki.token()}"})["sub"] == "alice"
+    with pytest.raises(ApiError, match="signature does not verify"):
+        authenticator.identity({"authorization": f"Bearer {pki.token(pki.other_private)}"})
