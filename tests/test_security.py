@@ -387,6 +387,13 @@ def test_the_control_api_needs_its_own_token(secured: ThreadedServer, pki: Pki) 
         ControlClient(url, ca=str(pki.ca)).calls()
     client = ControlClient(url, token=CONTROL_TOKEN, ca=str(pki.ca))
     assert isinstance(client.calls(), dict)
+    with _channel(secured, pki) as channel:  # a refused call is in the journal, its token is not
+        _refusal(channel, LIST_RUNS, "wrong-token")
+        stub = channel.unary_unary(USER_INFO, request_serializer=lambda m: m, response_deserializer=bytes)
+        stub(b"", timeout=10, metadata=[("flyte-authorization", f"Bearer {STATIC_TOKEN}")])
+    refused, flyte = client.journal(method=["api.RunService.ListRuns", "IdentityService.UserInfo"])[-2:]
+    assert refused["code"] == "UNAUTHENTICATED" and refused["metadata"]["authorization"] == "<redacted>"
+    assert flyte["code"] == "OK" and flyte["metadata"]["flyte-authorization"] == "<redacted>"
     client.close()
     with _channel(secured, pki) as channel:  # the control token is no API token
         assert _refusal(channel, LIST_RUNS, CONTROL_TOKEN).code() == grpc.StatusCode.UNAUTHENTICATED
