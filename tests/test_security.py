@@ -507,17 +507,25 @@ def test_serve_reads_a_token_file_and_says_what_secures_it(pki: Pki, tmp_path: P
 
 
 def test_check_passes_against_a_mock_with_tls_and_auth(pki: Pki, tmp_path: Path) -> None:
-    """Every suite of one family, gRPC, REST and the control API all over TLS with tokens."""
+    """Every suite of one family, gRPC, REST and the control API all over TLS, with a JWT."""
     token_file = tmp_path / "tokens"
     token_file.write_text(STATIC_TOKEN + "\n")
     serve = ["--api", "kfp", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     serve += ["--auth-token-file", str(token_file), "--control-token", CONTROL_TOKEN]
+    serve += [
+        "--auth-jwt-key",
+        str(pki.jwt_public),
+        "--auth-jwt-issuer",
+        ISSUER,
+        "--auth-jwt-audience",
+        AUDIENCE,
+    ]
     with ServerProcess(serve) as process:
-        assert process.fields == {"tls": "on", "auth": "token"}
+        assert process.fields == {"tls": "on", "auth": "token+jwt"}
         check = [sys.executable, "-m", "protoconform.mockserver", "check", "--target", process.grpc_address]
         check += ["--api", "kfp", "--tls", "--ca", str(pki.ca), "--rest", process.http_url]
         secured = [*check, "--control", process.http_url, "--control-token", CONTROL_TOKEN]
-        passed = _run([*secured, "--token", STATIC_TOKEN])
+        passed = _run([*secured, "--token", pki.token(exp=int(time.time()) + 3600)])
         assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
         assert "0 failed" in passed.stdout
         wrong = _run([*check, "--suite", "surface", "--token", "wrong"])
