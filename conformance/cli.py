@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from protoconform.conformance import known_suites
-from protoconform.conformance.options import TOKEN_ENV, forwarded, options_for
+from protoconform.conformance.options import CONTROL_TOKEN_ENV, TOKEN_ENV, forwarded, options_for
 
 PLUGIN = "protoconform.conformance.plugin"
 # The only installed pytest plugins a check loads: the suites' own needs.  Others a user has installed
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.token:
         os.environ[TOKEN_ENV] = args.token  # passed to the plugin without showing in argv
+    if args.control_token:
+        os.environ[CONTROL_TOKEN_ENV] = args.control_token
     target = Target(
         address=args.target,
         rest=args.rest,
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         key=args.key,
         server_name=args.server_name,
         token=args.token,  # its default is the environment variable
+        control_token=args.control_token,
     )
     if (args.cert or args.key) and not (args.cert and args.key):
         print("protoconform check: error: --cert and --key go together", file=sys.stderr)

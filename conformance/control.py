@@ -1,6 +1,6 @@
 """Python client for the mock's control API (see :mod:`protoconform.mockserver.control`).
 
-control = ControlClient("http://127.0.0.1:8080")
+control = ControlClient("http://127.0.0.1:8080")   # token=..., ca=... for a secured mock
 control.reset()
 with control.defect("kfp.sort-ignored"):
     ...                      # the mock misbehaves in this block only
@@ -22,7 +22,18 @@ class ControlError(RuntimeError):
 
 
 class ControlClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    """``token``: the mock's ``--control-token``; ``ca`` / ``cert`` + ``key``: over https, as for the
+    REST gateway (the CA that signed the mock's certificate; a client certificate for mutual TLS)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        token: str = "",
+        ca: str = "",
+        cert: str = "",
+        key: str = "",
+    ) -> None:
         if "://" not in base_url:
             base_url = f"http://{base_url}"
         self.base_url = base_url.rstrip("/")
@@ -30,16 +41,26 @@ class ControlClient:
             self.base_url += "/control"
         self.timeout = timeout
         self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        # per request: requests lets REQUESTS_CA_BUNDLE win over a session's own ``verify``
+        self._verify: str | bool = ca or True
+        if cert:
+            self._session.cert = (cert, key) if key else cert
 
     def _call(self, verb: str, path: str = "", **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
         try:
-            response = self._session.request(verb, url, timeout=self.timeout, **kwargs)
+            response = self._session.request(verb, url, timeout=self.timeout, verify=self._verify, **kwargs)
         except requests.RequestException as exc:
             raise ControlError(f"control API at {self.base_url} unreachable: {type(exc).__name__}") from None
         if response.status_code >= 400:
             raise ControlError(f"{verb} {url} -> HTTP {response.status_code}: {response.text.strip()[:300]}")
         return response.json()
+
+    def index_response(self, timeout: float) -> requests.Response:
+        """``GET /control`` as it answered, any status (the harness's probe); requests' errors pass."""
+        return self._session.get(self.base_url, timeout=timeout, allow_redirects=False, verify=self._verify)
 
     def close(self) -> None:
         self._session.close()

@@ -24,6 +24,7 @@ from protoconform.specs.argtypes import address, positive, readable_file, url, w
 Where = Literal["both", "cli", "pytest"]
 
 TOKEN_ENV = "PROTOCONFORM_TOKEN"
+CONTROL_TOKEN_ENV = "PROTOCONFORM_CONTROL_TOKEN"
 
 
 def split_values(values: Iterable[str] | None) -> tuple[str, ...]:
@@ -50,6 +51,10 @@ def percentage(text: str) -> float:
 
 def _token_default() -> str:
     return os.environ.get(TOKEN_ENV, "")
+
+
+def _control_token_default() -> str:
+    return os.environ.get(CONTROL_TOKEN_ENV, "")
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,13 @@ OPTIONS: tuple[CheckOption, ...] = (
         default="",
         metavar="URL",
         group=RUN,
+    ),
+    CheckOption(
+        ("--control-token",),
+        f"bearer token of the control API (the mock's --control-token; or set {CONTROL_TOKEN_ENV})",
+        default=_control_token_default,
+        group=RUN,
+        forward=False,  # like --token: through the environment, never in argv
     ),
     CheckOption(
         ("--call-timeout",),

@@ -48,6 +48,7 @@ class Target:
     key: str = ""  # client key (mTLS)
     server_name: str = ""  # TLS name to verify, when it differs from the host
     token: str = ""  # bearer token sent as "authorization: Bearer <token>"
+    control_token: str = ""  # bearer token of the mock's control API
     seed: int = 0
     max_examples: int = 25
     read_only: bool = False
@@ -77,6 +78,16 @@ class Target:
             return Path(path).read_bytes()
         except OSError as exc:
             raise TargetError(f"cannot read {path}: {exc.strerror}") from None
+
+    def control_client(self) -> Any:
+        """The mock's control API client with this run's token and TLS files."""
+        from protoconform.conformance.control import ControlClient
+
+        return ControlClient(self.control, token=self.control_token, ca=self.ca, cert=self.cert, key=self.key)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For https requests outside the REST session (URLs the target hands out): --ca, --cert."""
+        return _tls_context(self, http2=False)
 
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
@@ -216,14 +227,15 @@ def _read_some(sock: socket.socket | ssl.SSLSocket, deadline: float, address: st
     return data
 
 
-def _tls_context(target: Target) -> ssl.SSLContext:
+def _tls_context(target: Target, http2: bool = True) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=target.ca or None)
     if target.cert:
         try:
             context.load_cert_chain(target.cert, target.key or None)
         except (OSError, ssl.SSLError) as exc:
             raise TargetError(f"cannot load client certificate {target.cert}: {exc}") from None
-    context.set_alpn_protocols(["h2"])
+    if http2:  # the gRPC probe; an HTTP/1.1 request offers nothing (a strict server would refuse h2)
+        context.set_alpn_protocols(["h2"])
     return context
 
 
@@ -234,7 +246,7 @@ def probe(target: Target, timeout: float = 5.0) -> None:
     if target.rest:
         _probe_rest(target, timeout)
     if target.control:
-        _probe_control(target.control, timeout)
+        _probe_control(target, timeout)
 
 
 def _probe_transport(target: Target, timeout: float) -> None:
@@ -386,14 +398,25 @@ def _probe_rest(target: Target, timeout: float) -> None:
     )
 
 
-def _probe_control(control: str, timeout: float) -> None:
+def _probe_control(target: Target, timeout: float) -> None:
     """``GET <control>/control`` must answer 200 with JSON, as the mock's control API does."""
-    from protoconform.conformance.control import ControlClient
+    import requests
 
-    client = ControlClient(control)  # only for its URL: the one the control fixture will use
+    control = target.control
+    client = target.control_client()  # the one the control fixture will use: same URL, token, TLS
     url = client.base_url
-    client.close()
-    response = _http_get("--control", control, url, timeout)
+    try:
+        response = client.index_response(timeout)
+    except requests.RequestException as exc:
+        raise TargetError(f"--control {control}: no HTTP answer ({_failure_reason(exc, timeout)})") from None
+    finally:
+        client.close()
+    if response.status_code in (401, 403):
+        hint = "give its token with --control-token" if response.status_code == 401 else "refused"
+        raise TargetError(
+            f"--control {control}: GET {url} answered HTTP {response.status_code} ({hint}): "
+            f"{response.text.strip()[:200]}"
+        )
     not_control = "not the control API of a protoconform mock"
     if response.status_code != 200:
         raise TargetError(

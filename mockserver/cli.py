@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from protoconform.mockserver import apis
+from protoconform.mockserver.auth import AuthConfig
 from protoconform.mockserver.config import Limits, ServerConfig
 from protoconform.mockserver.store import StoreError
+from protoconform.mockserver.tls import TlsConfig
 from protoconform.specs.argtypes import host, port, positive
 from protoconform.specs.registry import FAMILIES
 
@@ -78,6 +80,92 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _token(text: str) -> str:
+    from protoconform.mockserver.auth import check_token_text
+
+    try:
+        return check_token_text(text, "token")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("security (TLS on both ports, bearer tokens; see README: Security)")
+    group.add_argument("--tls-cert", default="", metavar="PEM", help="server certificate (chain): TLS on")
+    group.add_argument("--tls-key", default="", metavar="PEM", help="private key of --tls-cert")
+    group.add_argument(
+        "--tls-client-ca",
+        default="",
+        metavar="PEM",
+        help="CA of client certificates: clients must present one it signed (mutual TLS)",
+    )
+    group.add_argument(
+        "--auth-token",
+        action="append",
+        default=[],
+        type=_token,
+        metavar="TOKEN",
+        help="accept 'authorization: Bearer TOKEN' (repeatable; visible to ps: prefer --auth-token-file)",
+    )
+    group.add_argument(
+        "--auth-token-file", default="", metavar="PATH", help="accepted tokens, one a line (# comments)"
+    )
+    group.add_argument(
+        "--auth-jwt-key",
+        default="",
+        metavar="PEM",
+        help="accept JWTs signed by the key of this RSA or EC public key or certificate "
+        "(RS256/ES256...; exp required)",
+    )
+    group.add_argument("--auth-jwt-issuer", default="", metavar="ISS", help="required iss of a JWT")
+    group.add_argument("--auth-jwt-audience", default="", metavar="AUD", help="required aud of a JWT")
+    group.add_argument(
+        "--auth-allow-reflection",
+        action="store_true",
+        help="serve gRPC reflection without a token (health always is)",
+    )
+    group.add_argument(
+        "--control-token",
+        default=None,  # not "": argparse would pass a string default through _token
+        type=_token,
+        metavar="TOKEN",
+        help="bearer token of the control API; with auth on and none given, the control API is refused",
+    )
+
+
+def security_from_args(args: argparse.Namespace) -> tuple[TlsConfig | None, AuthConfig]:
+    """TLS files and auth settings, read and checked; ValueError naming the option."""
+    from protoconform.mockserver import tls
+    from protoconform.mockserver.auth import Authenticator, read_token_file
+
+    tls_config = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        tls_config = tls.TlsConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
+        tls.load(tls_config)
+    elif args.tls_client_ca:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    tokens = list(args.auth_token)
+    if args.auth_token_file:
+        tokens += read_token_file(args.auth_token_file)
+    auth = AuthConfig(
+        tokens=tuple(dict.fromkeys(tokens)),
+        jwt_key=args.auth_jwt_key,
+        jwt_issuer=args.auth_jwt_issuer,
+        jwt_audience=args.auth_jwt_audience,
+        allow_reflection=args.auth_allow_reflection,
+        control_token=args.control_token or "",
+    )
+    if (auth.jwt_issuer or auth.jwt_audience) and not auth.jwt_key:
+        raise ValueError("--auth-jwt-issuer and --auth-jwt-audience need --auth-jwt-key")
+    if auth.allow_reflection and not auth.enabled:
+        raise ValueError("--auth-allow-reflection needs --auth-token, --auth-token-file or --auth-jwt-key")
+    if auth.enabled:
+        Authenticator(auth)  # reads the key
+    return tls_config, auth
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", type=host, default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -130,6 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity, on stderr (default: %(default)s)",
     )
+    _add_security(parser)
     _add_limits(parser)
     for name in FAMILIES:
         module = apis.family_module(name)
@@ -144,6 +233,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         module = apis.family_module(name)
         if hasattr(module, "options_from_args"):
             family_options[name] = module.options_from_args(args)
+    tls_config, auth = security_from_args(args)
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -155,6 +245,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         store=args.store,
         limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)}),
         family_options=family_options,
+        tls=tls_config,
+        auth=auth,
     )
 
 

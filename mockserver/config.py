@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from protoconform.mockserver.auth import AuthConfig
+from protoconform.mockserver.tls import TlsConfig
 from protoconform.specs.registry import FAMILIES
 
 
@@ -50,6 +52,8 @@ class ServerConfig:
     store: str = "memory"  # where state lasts: "memory" (gone at exit) or "sqlite:PATH"
     grace_seconds: float = 5.0  # how long in-flight calls may finish on shutdown
     limits: Limits = field(default_factory=Limits)
+    tls: TlsConfig | None = None  # PEM files: TLS (and mTLS with a client CA) on both ports
+    auth: AuthConfig = field(default_factory=AuthConfig)  # bearer tokens / JWT; off when empty
     # Per-family options (e.g. ArmoniK partitions, an attached worker address),
     # keyed by family name; each family documents and parses its own.
     family_options: dict[str, dict[str, Any]] = field(default_factory=dict)

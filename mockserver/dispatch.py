@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from google.protobuf import message
@@ -20,6 +20,9 @@ from protoconform.mockserver import rpc
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.validation import check_request
 from protoconform.specs.registry import Method, Registry
+
+if TYPE_CHECKING:
+    from protoconform.mockserver.auth import Authenticator
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class CallRecord:
     code: grpc.StatusCode = grpc.StatusCode.OK
     error: str = ""
     duration: float = 0.0
+    identity: Mapping[str, Any] | None = None  # set by the authenticator, when auth is on
 
 
 class CallObserver(Protocol):
@@ -67,6 +71,8 @@ class Dispatcher:
         self.observers: list[CallObserver] = []
         # Makes what a call changed last before it is answered (a durable store's commit).
         self.commit: Callable[[], None] = lambda: None
+        # Checks bearer tokens (mockserver/auth.py) for gRPC and REST calls alike; None = auth off.
+        self.authenticator: Authenticator | None = None
 
     def _context(self, record: CallRecord) -> rpc.CallContext:
         return rpc.CallContext(
@@ -77,6 +83,7 @@ class Dispatcher:
             defects=frozenset(self.defects),
             peer=record.peer,
             protocol=record.protocol,
+            identity=record.identity,
         )
 
     def _check_response(self, record: CallRecord, response: Any) -> message.Message:
@@ -91,6 +98,8 @@ class Dispatcher:
     async def _begin(self, record: CallRecord) -> tuple[rpc.Handler, bool]:
         for observer in self.observers:
             await observer.before(record)
+        if self.authenticator is not None:  # after the observers: the journal sees refused calls too
+            record.identity = self.authenticator.check(record.method.path, record.metadata)
         state = self.states.get(record.method.family)
         found = rpc.lookup(record.method.path, getattr(state, "handler_variant", rpc.DEFAULT_VARIANT))
         if found is None:

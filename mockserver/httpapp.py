@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from protoconform.mockserver.auth import control_guard
 from protoconform.mockserver.httpbody import LIMITS_KEY
 from protoconform.mockserver.selfcheck import problems
 
@@ -61,6 +62,10 @@ def build_app(server: MockServer) -> web.Application:
     # aiohttp's own cap, for any reader that bypasses read_body
     app = web.Application(client_max_size=limits.max_body_bytes)
     app[LIMITS_KEY] = limits
+    auth = server.config.auth
+    if auth.enabled or auth.control_token:
+        # first middleware: the control API is refused before any route provider sees the request
+        app.middlewares.append(control_guard(auth))
 
     async def healthz(request: web.Request) -> web.Response:
         found = problems(server)

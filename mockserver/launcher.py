@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from protoconform.mockserver.config import ServerConfig
 
-READY = re.compile(r"^protoconform ready grpc=(?P<grpc>\S+) http=(?P<http>\S+)$")
+# Fields after the addresses (tls=on|mutual, auth=token+jwt) appear only when set.
+READY = re.compile(r"^protoconform ready grpc=(?P<grpc>\S+) http=(?P<http>\S+)(?P<rest>(?: \S+=\S+)*)$")
 T = TypeVar("T")
 
 
@@ -38,10 +39,12 @@ class ServerProcess:
         self.grpc_address = ""
         self.http_address = ""
         self.output: list[str] = []
+        self.fields: dict[str, str] = {}  # the ready line's extra fields
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.http_address}"
+        scheme = "https" if "tls" in self.fields else "http"
+        return f"{scheme}://{self.http_address}"
 
     def start(self) -> ServerProcess:
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
@@ -76,6 +79,7 @@ class ServerProcess:
             match = READY.match(line)
             if match:
                 self.grpc_address, self.http_address = match["grpc"], match["http"]
+                self.fields = dict(item.split("=", 1) for item in match["rest"].split())
                 self._drain(lines)
                 return self
 
@@ -126,7 +130,7 @@ class ThreadedServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.server.http_address}"
+        return f"{self.server.http_scheme}://{self.server.http_address}"
 
     def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop (state must only be touched there)."""

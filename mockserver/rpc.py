@@ -121,6 +121,8 @@ class CallContext:
     defects: frozenset[str] = frozenset()
     peer: str = ""
     protocol: str = "grpc"  # "grpc" or "rest": the same handlers serve both
+    # the caller's claims when auth is on (a JWT's, or {"sub": "token-N"}); None when anonymous
+    identity: Mapping[str, Any] | None = None
 
     def defect(self, name: str) -> bool:
         """True when the named deliberate deviation is switched on (conformance self-test)."""

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 import grpc
 from aiohttp import web
-from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp
+from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp, tls
+from protoconform.mockserver.auth import Authenticator, reflection_guard
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.dispatch import Dispatcher
@@ -32,6 +33,10 @@ class MockServer:
         self.service_names = [s for f in config.families for s in self.registry.families[f]]
         self.clock = Clock(config.clock_speed)
         self.dispatcher = Dispatcher(self.registry, {}, self.clock, config.defects)
+        # Read and checked here too (serve checks them while parsing): a bad file fails before listening.
+        self.tls = tls.load(config.tls) if config.tls is not None else None
+        if config.auth.enabled:
+            self.dispatcher.authenticator = Authenticator(config.auth)
         self.store: Store = open_store(config.store, self.registry.message_class)
         self.dispatcher.commit = self.clock.after_timers = self.commit
         self._load_state()
@@ -100,24 +105,34 @@ class MockServer:
         ]
 
     async def start(self) -> None:
-        self._grpc = grpc.aio.server(options=self._grpc_options())
+        authenticator = self.dispatcher.authenticator
+        interceptors = []
+        if authenticator is not None and not self.config.auth.allow_reflection:
+            interceptors.append(reflection_guard(authenticator))  # API calls: the dispatcher checks
+        self._grpc = grpc.aio.server(options=self._grpc_options(), interceptors=interceptors)
         grpc_wiring.add_api_services(self._grpc, self.dispatcher, self.service_names)
         grpc_wiring.add_reflection(self._grpc, self.service_names)
         health = await grpc_wiring.add_health(self._grpc, self.service_names)
         self.selfcheck = SelfCheck(self, health, self.service_names)
         grpc_target = f"{self.config.host}:{self.config.port}"
         try:
-            port = self._grpc.add_insecure_port(grpc_target)
+            if self.tls is not None:
+                port = self._grpc.add_secure_port(grpc_target, self.tls.grpc_credentials())
+            else:
+                port = self._grpc.add_insecure_port(grpc_target)
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise OSError(f"cannot listen for gRPC on {grpc_target}: {exc}") from None
         if port == 0:
             raise OSError(f"cannot listen for gRPC on {grpc_target}")
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
+        if self.tls is not None:
+            tls.serving(self.grpc_address, self.tls.self_credentials())
 
         self._http = httpapp.runner(self)
         await self._http.setup()
-        site = web.TCPSite(self._http, self.config.host, self.config.http_port)
+        ssl_context = self.tls.ssl_context() if self.tls is not None else None
+        site = web.TCPSite(self._http, self.config.host, self.config.http_port, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -144,6 +159,8 @@ class MockServer:
                 module.end_streams(self.states[name])  # streams that never end by themselves
         if self._grpc is not None:
             await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
+            if self.tls is not None:
+                tls.serving(self.grpc_address, None)
         for name, module in self.families.items():
             if hasattr(module, "stop"):
                 await module.stop(self.states[name])
@@ -157,8 +174,22 @@ class MockServer:
         self.commit()
         self.store.close()
 
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     def ready_line(self) -> str:
-        return f"protoconform ready grpc={self.grpc_address} http={self.http_address}"
+        """Addresses stay HOST:PORT; what secures them follows, only when something does."""
+        line = f"protoconform ready grpc={self.grpc_address} http={self.http_address}"
+        if self.tls is not None:
+            line += " tls=mutual" if self.tls.config.mutual else " tls=on"
+        if self.config.auth.enabled:
+            line += " auth=" + "+".join(
+                kind
+                for kind, used in (("token", self.config.auth.tokens), ("jwt", self.config.auth.jwt_key))
+                if used
+            )
+        return line
 
 
 def _address(host: str, port: int) -> str:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"```(sh|python)\n(.*?)```", re.S)
 PORT = re.compile(r"\b(5005[0-9]|808[0-9])\b")
-READY = re.compile(r"^protoconform ready grpc=\S+ http=\S+$")
+READY = re.compile(r"^protoconform ready grpc=\S+ http=\S+( \S+=\S+)*$")  # tls=, auth= when set
 NOT_RUN = {"bash .ci/test": "the test command itself"}
 
 

@@ -210,7 +210,9 @@ class Scenario:
         headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
         request = urllib.request.Request(url, data=data, headers=headers, method=verb)
         try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
+            # a URL the target handed out (e.g. a signed upload URL): the run's CA and client certificate
+            context = self.rpc.target.ssl_context() if url.startswith("https://") else None
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS, context=context) as answer:
                 status, raw, got = answer.status, answer.read(HTTP_MAX_REPLY_BYTES), answer.headers
         except urllib.error.HTTPError as error:
             status, raw, got = error.code, error.read(HTTP_MAX_REPLY_BYTES), error.headers

@@ -158,9 +158,7 @@ def control(target: Target) -> Iterator[Any]:
     if not target.control:
         yield None
         return
-    from protoconform.conformance.control import ControlClient
-
-    client = ControlClient(target.control)
+    client = target.control_client()
     yield client
     client.close()
 

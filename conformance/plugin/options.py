@@ -59,6 +59,7 @@ def target_from_options(config: pytest.Config) -> Target | None:
         key=option("key"),
         server_name=option("server_name"),
         token=option("token"),
+        control_token=option("control_token"),
         seed=option("seed"),
         max_examples=option("max_examples"),
         read_only=option("read_only"),

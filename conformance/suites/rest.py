@@ -238,6 +238,9 @@ class Rest:
         if target.cert:
             self.session.cert = (target.cert, target.key)
         self.timeout = target.timeout
+        # Given on every request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE win over a
+        # session's own ``verify``, which would drop --ca wherever those variables are set.
+        self.verify: str | bool = target.ca or True
 
     def send(self, call: HttpCall) -> HttpReply:
         try:
@@ -247,6 +250,7 @@ class Rest:
                 params=call.query,
                 json=call.body,
                 timeout=self.timeout,
+                verify=self.verify,
                 stream=True,
             ) as response:
                 body = _read_capped(response)
@@ -597,7 +601,7 @@ def check_schemathesis(case: Case, rest: Rest, target: Target) -> None:
     from schemathesis import checks
 
     url = f"{rest.base}/openapi/{case.family}.json"
-    document = rest.session.get(url, timeout=rest.timeout)
+    document = rest.session.get(url, timeout=rest.timeout, verify=rest.verify)
     if document.status_code != 200:
         pytest.skip(f"no OpenAPI document at {url} (HTTP {document.status_code})")
     schema = schemathesis.openapi.from_dict(document.json())
@@ -634,7 +638,9 @@ def probe_operation(operation: Any, label: str, rest: Rest, wanted: list[Any], e
         # schemathesis' cases print as nothing in hypothesis' falsifying example: say what was sent.
         sent = generated_request(operation, generated)
         note(f"request: {json.dumps(sent, default=str, ensure_ascii=False)}")
-        response = generated.call(base_url=rest.base, session=rest.session, timeout=rest.timeout)
+        response = generated.call(
+            base_url=rest.base, session=rest.session, timeout=rest.timeout, verify=rest.verify
+        )
         try:
             generated.validate_response(response, checks=wanted)
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports findings as an exception group

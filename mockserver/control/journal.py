@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, message
+from protoconform.mockserver.auth import TOKEN_KEYS
 from protoconform.mockserver.dispatch import CallRecord
 from protoconform.specs.registry import Registry
 
@@ -83,7 +84,7 @@ class Journal:
             responses=tuple(_serialize(m) for m in record.responses),
             # Authorization values are not worth keeping in a log anyone can read.
             metadata=tuple(
-                (k, "<redacted>" if k.lower() == "authorization" else v)
+                (k, "<redacted>" if k.lower() in TOKEN_KEYS else v)
                 for k, v in sorted(record.metadata.items())
             ),
         )

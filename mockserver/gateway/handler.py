@@ -139,8 +139,9 @@ class Gateway:
     ) -> web.Response:
         body, content_type = errors.error_body(failure, convention, marshaler)
         headers = {"Content-Type": content_type}
-        if failure.code == grpc.StatusCode.UNAUTHENTICATED and convention.version == 2:
-            headers["WWW-Authenticate"] = failure.message
+        if failure.code == grpc.StatusCode.UNAUTHENTICATED:
+            # grpc-gateway v2 puts the status message there; v1 sets nothing, but a 401 names its scheme
+            headers["WWW-Authenticate"] = failure.message if convention.version == 2 else "Bearer"
         status = self._error_status(errors.http_status(failure.code, convention))
         return web.Response(status=status, body=body, headers=headers)
 

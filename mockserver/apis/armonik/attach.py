@@ -42,6 +42,7 @@ import grpc
 from armonik.protogen.common.objects_pb2 import Configuration, Empty
 from armonik.protogen.common.worker_common_pb2 import HealthCheckReply, ProcessRequest
 from armonik.protogen.worker.worker_service_pb2_grpc import WorkerStub
+from protoconform.mockserver import tls
 from protoconform.mockserver.apis.armonik import dataroot, lifecycle
 from protoconform.mockserver.apis.armonik.engine import CRASH, ERROR, SUCCESS, Engine, Outcome, TaskRun
 from protoconform.mockserver.apis.armonik.state import ArmonikState, Partition
@@ -73,7 +74,13 @@ class ChannelPool:
             self._closing.add(asyncio.ensure_future(channel.close()))
             channel = None
         if channel is None:
-            channel = self._channels[key] = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            # the server itself (its Agent, when a test points the built-in Worker there) over its TLS
+            credentials = tls.outbound_credentials(address)
+            channel = self._channels[key] = (
+                grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+                if credentials is not None
+                else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            )
         return channel
 
     async def close(self) -> None:

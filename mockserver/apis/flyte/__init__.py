@@ -22,8 +22,8 @@ simulated catalog cached); :mod:`.agents` serves AgentMetadataService,
 AsyncAgentService, SyncAgentService and the deprecated ExternalPluginService as
 a flytekit connector server does, for the agents of ``--flyte-agent``
 (:mod:`.agents_jobs`: the registry, and jobs on the virtual clock); :mod:`.auth`
-serves AuthMetadataService and IdentityService anonymously with flyteadmin's
-defaults (``--flyte-auth-*``).
+serves AuthMetadataService and IdentityService with flyteadmin's
+defaults (``--flyte-auth-*``; UserInfo from the token's claims when ``serve`` requires tokens).
 """
 
 from __future__ import annotations

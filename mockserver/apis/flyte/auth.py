@@ -1,4 +1,4 @@
-"""AuthMetadataService and IdentityService, anonymously, with flyteadmin's defaults.
+"""AuthMetadataService and IdentityService, with flyteadmin's defaults.
 
 flyteadmin serves both only with ``useAuth`` (else UNIMPLEMENTED, recorded as
 ``real_code`` in ``specs/flyte/auth.yaml``); this mock serves them always, so
@@ -7,6 +7,10 @@ clients that ask before an auth flow get a usable answer.  The values are the
 REST gateway serves their ``google.api.http`` routes (``/.well-known/
 oauth-authorization-server``, ``/config/v1/flyte_client``, ``/me``), the same
 routes flyteadmin always mounts.
+
+When ``serve`` requires tokens (:mod:`protoconform.mockserver.auth`),
+AuthMetadataService stays anonymous and UserInfo answers the token's claims;
+without auth, UserInfo answers an empty identity.
 """
 
 from __future__ import annotations
@@ -35,12 +39,32 @@ def settings(state: Any) -> dict[str, Any]:
     return found
 
 
-def claims(ctx: CallContext) -> dict[str, Any]:
-    """Who is calling: the identity's claims (UserInfoResponse fields), empty when anonymous.
+USER_INFO_FIELDS = ("name", "preferred_username", "given_name", "family_name", "email", "picture")
 
-    The one source of identity: the mock has no authentication yet, so every caller is anonymous.
+
+def claims(ctx: CallContext) -> dict[str, Any]:
+    """Who is calling, as UserInfoResponse fields; empty when anonymous (auth off).
+
+    As flyteadmin builds it from an access token (auth/authzserver/resource_server.go and
+    auth/identity_context.go): the fields from the token's ``user_info`` claim when it has one,
+    else from the top-level OIDC claims; ``subject`` is ``sub``; every claim of the token is
+    also in ``additional_claims``.
     """
-    return {}
+    identity = ctx.identity
+    if not identity:
+        return {}
+    nested = identity.get("user_info")
+    source = nested if isinstance(nested, dict) else {}
+    found: dict[str, Any] = {}
+    for name in USER_INFO_FIELDS:
+        value = source.get(name) or identity.get(name)
+        if isinstance(value, str) and value:
+            found[name] = value
+    subject = source.get("subject") or source.get("sub") or identity.get("sub")
+    if isinstance(subject, str) and subject:
+        found["subject"] = subject
+    found["additional_claims"] = dict(identity)
+    return found
 
 
 @admin("GetOAuth2Metadata", service=AUTH)

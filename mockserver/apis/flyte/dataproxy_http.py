@@ -63,7 +63,7 @@ class Signer:
             "md5": digest,
             "signature": self._mac(verb, uri, expires, digest),
         }
-        return f"http://{self._server.http_address}{PATH}?{urlencode(query)}"
+        return f"{self._server.http_scheme}://{self._server.http_address}{PATH}?{urlencode(query)}"
 
     def verify(self, verb: str, query: Any) -> tuple[str, datetime, str]:
         """(uri, expiry, md5 as base64) of a URL this server signed for ``verb``; 403 otherwise."""
