@@ -29,6 +29,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "protoconform.conformance.cli",
         "check a server (real or mock) against the specs: conformance suites",
     ),
+    "proxy": (
+        "protoconform.mockserver.proxy",
+        "forward gRPC calls to any server, injecting fault rules (latency, errors, cut streams)",
+    ),
 }
 
 
@@ -68,6 +72,38 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"{item.metadata['help']} (default: %(default)s)",
         )
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--faults`` and ``--fault-seed``: shared by ``serve`` and ``proxy``."""
+    group = parser.add_argument_group("fault injection (README: Faults)")
+    group.add_argument(
+        "--faults",
+        metavar="FILE",
+        help="YAML or JSON file of fault rules applied from the start "
+        "(changed at run time through /control/faults)",
+    )
+    group.add_argument(
+        "--fault-seed",
+        type=positive(int, zero=True),
+        metavar="N",
+        help="seed of the rules' random draws, for reproducible runs (default: a random one, "
+        "shown by GET /control/faults)",
+    )
+
+
+def faults_from_args(args: argparse.Namespace) -> tuple[list[Any], int | None]:
+    """The rules of ``--faults`` (checked) and the seed; a bad file is a ValueError naming it."""
+    from protoconform.mockserver.faults import FaultSet, RuleError, load_file
+
+    if not args.faults:
+        return [], args.fault_seed
+    try:
+        rules, seed = load_file(args.faults)
+        FaultSet(rules, seed=seed or 0)
+    except RuleError as exc:
+        raise ValueError(f"--faults {args.faults}: {exc}") from None
+    return rules, args.fault_seed if args.fault_seed is not None else seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="log verbosity, on stderr (default: %(default)s)",
     )
     _add_limits(parser)
+    add_fault_arguments(parser)
     for name in FAMILIES:
         module = apis.family_module(name)
         if hasattr(module, "add_arguments"):
@@ -128,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         module = apis.family_module(name)
         if hasattr(module, "options_from_args"):
             family_options[name] = module.options_from_args(args)
+    faults, fault_seed = faults_from_args(args)
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -138,6 +176,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         defects=frozenset(args.defect),
         limits=Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)}),
         family_options=family_options,
+        faults=faults,
+        fault_seed=fault_seed,
     )
 
 

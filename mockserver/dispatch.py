@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,10 +40,15 @@ class CallRecord:
     code: grpc.StatusCode = grpc.StatusCode.OK
     error: str = ""
     duration: float = 0.0
+    faults: list[dict[str, str]] = field(default_factory=list)  # fault rules that fired: name, kind
+    # Set by a fault rule: called with the count of response messages sent so
+    # far, it raises ApiError to end the stream there.
+    stream_cut: Callable[[int], None] | None = None
 
 
 class CallObserver(Protocol):
-    """Sees every call: the journal records, fault rules may delay or fail it in ``before``."""
+    """Sees every call: the journal records, fault rules may delay or fail it in ``before``
+    (and cut its response stream by setting ``record.stream_cut``)."""
 
     async def before(self, record: CallRecord) -> None: ...
 
@@ -183,11 +188,15 @@ class Dispatcher:
         record, request = self._record(method, request, metadata, peer, protocol)
         async with self._observed(record):
             items = await self._invoke(record, request)
+            sent = 0
             async for item in items if hasattr(items, "__aiter__") else _aiter(items):
                 response = self._check_response(record, item)
                 if len(record.responses) < JOURNAL_LIMIT:
                     record.responses.append(response)
                 yield response
+                sent += 1
+                if record.stream_cut is not None:
+                    record.stream_cut(sent)
 
 
 class _Observed:

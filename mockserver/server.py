@@ -14,7 +14,9 @@ from aiohttp import web
 from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.control.faults import FaultObserver
 from protoconform.mockserver.dispatch import Dispatcher
+from protoconform.mockserver.faults import FaultSet
 from protoconform.mockserver.selfcheck import SelfCheck
 from protoconform.specs.registry import Registry, default_registry
 
@@ -31,6 +33,8 @@ class MockServer:
         self.service_names = [s for f in config.families for s in self.registry.families[f]]
         self.clock = Clock(config.clock_speed)
         self.dispatcher = Dispatcher(self.registry, {}, self.clock, config.defects)
+        self.faults = FaultSet(config.faults, seed=config.fault_seed)
+        self.dispatcher.observers.append(FaultObserver(self.faults))
         self.reset_state()
         self.grpc_address = ""
         self.http_address = ""
