@@ -29,8 +29,10 @@ from typing import Any, TextIO
 
 import grpc
 from aiohttp import web
+from protoconform.mockserver.config import Limits
 from protoconform.mockserver.control import faults as fault_endpoints
 from protoconform.mockserver.faults import FaultSet, InjectedStatus, Rule, cut_now, enact
+from protoconform.mockserver.httpbody import LIMITS_KEY
 from protoconform.specs.argtypes import MAX_PORT, address, host, port, positive
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,7 @@ class FaultProxy:
         self.grpc_address = f"{host}:{bound}"
 
         app = web.Application()
+        app[LIMITS_KEY] = Limits()  # bodies within the mock's defaults: a control body is small
         lines = fault_endpoints.install(app, self.faults)
 
         async def index(request: web.Request) -> web.Response:

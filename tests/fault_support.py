@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -76,3 +82,44 @@ class Armonik:
         except grpc.RpcError as exc:
             return chunks, exc
         return chunks, None
+
+
+class ProxyProcess:
+    """``protoconform proxy`` in a child process, as a user runs it; the ready line gives its addresses."""
+
+    def __init__(self, target: str, *args: str) -> None:
+        self.args = ["proxy", "--target", target, "--listen", "127.0.0.1:0", "--control-port", "0", *args]
+        self.process: subprocess.Popen[str] | None = None
+        self.grpc_address = ""
+        self.http_url = ""
+
+    def __enter__(self) -> ProxyProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "protoconform.mockserver", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        seen = []
+        for line in self.process.stdout:  # the ready line comes first, or the process ends
+            seen.append(line)
+            match = PROXY_READY.match(line.strip())
+            if match:
+                self.grpc_address, self.http_url = match["grpc"], f"http://{match['http']}"
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()
+                return self
+        raise RuntimeError("proxy exited before ready:\n" + "".join(seen))
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+PROXY_READY = re.compile(r"^protoconform proxy ready grpc=(?P<grpc>\S+) http=(?P<http>\S+) target=\S+$")
