@@ -96,14 +96,17 @@ def faults_from_args(args: argparse.Namespace) -> tuple[list[Any], int | None]:
     """The rules of ``--faults`` (checked) and the seed; a bad file is a ValueError naming it."""
     from protoconform.mockserver.faults import FaultSet, RuleError, load_file
 
-    if not args.faults:
-        return [], args.fault_seed
+    rules: list[Any] = []
+    seed = args.fault_seed
     try:
-        rules, seed = load_file(args.faults)
-        FaultSet(rules, seed=seed or 0)
+        if args.faults:
+            rules, file_seed = load_file(args.faults)
+            seed = seed if seed is not None else file_seed
+        FaultSet(rules, seed=seed if seed is not None else 0)  # checked now, while parsing
     except RuleError as exc:
-        raise ValueError(f"--faults {args.faults}: {exc}") from None
-    return rules, args.fault_seed if args.fault_seed is not None else seed
+        where = f"--faults {args.faults}" if args.faults else "--fault-seed"
+        raise ValueError(f"{where}: {exc}") from None
+    return rules, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -350,7 +350,7 @@ class FaultSet:
             if rule.kind != "latency":
                 failure = rule
                 break
-        return Plan(hits, latency, failure) if hits else None
+        return Plan(hits, min(latency, MAX_LATENCY), failure) if hits else None
 
 
 async def enact(plan: Plan, peer: str) -> Rule | None:

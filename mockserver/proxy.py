@@ -39,15 +39,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_CALLS = 1000
-# Set by each side's gRPC library, not by the application: never forwarded.
-_HOP_HEADERS = frozenset({"user-agent", "te", "content-type", "host", "grpc-timeout", "grpc-encoding"})
+# Set by each side's gRPC library, not by the application: never forwarded (nor any
+# other grpc-* key but the rich status, which is the application's).
+_HOP_HEADERS = frozenset({"user-agent", "te", "content-type", "host"})
+RICH_STATUS = "grpc-status-details-bin"
 
 
 def _forwardable(metadata: Any) -> list[tuple[str, str | bytes]]:
     return [
         (key, value)
         for key, value in (metadata or ())
-        if not key.startswith(":") and key not in _HOP_HEADERS and not key.startswith("grpc-accept-")
+        if not key.startswith(":")
+        and key not in _HOP_HEADERS
+        and (not key.startswith("grpc-") or key == RICH_STATUS)
     ]
 
 

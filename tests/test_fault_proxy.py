@@ -353,3 +353,33 @@ def test_the_proxy_refuses_a_bad_rule_naming_the_field(proxy: ProxyProcess, faul
     )
     with grpc.insecure_channel(proxy.grpc_address) as channel:
         assert Armonik(channel).code() == grpc.StatusCode.INTERNAL
+
+
+def test_the_proxy_bounds_message_sizes_and_concurrent_calls(echo: dict[str, Any]) -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = FaultProxy(echo["address"], max_message_bytes=1024, max_concurrent_calls=1)
+    asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(30)
+    try:
+        with grpc.insecure_channel(proxy.grpc_address) as channel:
+            unary = channel.unary_unary("/echo.Echo/Unary")
+            assert unary(b"x" * 1000, timeout=20) == b"x" * 1000
+            with pytest.raises(grpc.RpcError) as caught:
+                unary(b"x" * 2000, timeout=20)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+            proxy.faults.add([{"name": "hold", "method": "/echo.Echo/Unary", "deadline": 30, "times": 1}])
+            held = unary.future(b"a", timeout=30)
+            for _ in range(200):  # until the proxy holds the first call
+                if proxy.faults.rules[0].hits:
+                    break
+                time.sleep(0.05)
+            with pytest.raises(grpc.RpcError) as caught:
+                unary(b"b", timeout=20)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            held.cancel()
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.stop(0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -18,7 +18,7 @@ from fault_support import CHUNK, DATA, VERSIONS, Armonik
 from protoconform.conformance.control import ControlClient, ControlError
 from protoconform.mockserver import cli
 from protoconform.mockserver.config import ServerConfig
-from protoconform.mockserver.faults import MAX_RULES
+from protoconform.mockserver.faults import MAX_RULES, Rule
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 
 
@@ -273,3 +273,21 @@ def test_serve_loads_a_fault_file_and_refuses_a_bad_one(
         with grpc.insecure_channel(process.grpc_address) as channel:
             assert Armonik(channel).timed_versions() >= 0.3
         assert control.faults()["rules"][0]["hits"] == 1
+
+
+def test_a_reset_over_rest_drops_the_http_connection(server: ThreadedServer, control: ControlClient) -> None:
+    control.add_faults({"name": "reset", "family": "kfp", "reset": True, "times": 1})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.http_url}/apis/v1beta1/runs?page_size=1", timeout=10)
+    assert requests.get(f"{server.http_url}/apis/v1beta1/runs?page_size=1", timeout=10).status_code == 200
+
+
+def test_the_example_rule_file_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(cli.__file__).with_name("faults.example.yaml")
+    args = cli.build_parser().parse_args(["serve", "--faults", str(example)])
+    assert args.config.fault_seed == 42
+    kinds = [Rule.parse(rule, "r").kind for rule in args.config.faults]
+    assert kinds == ["latency", "status", "status", "cut", "deadline", "reset"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["serve", "--fault-seed", str(2**70)])
+    assert "--fault-seed: seed: must be an integer" in capsys.readouterr().err
