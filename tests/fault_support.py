@@ -55,6 +55,14 @@ class Armonik:
             return exc.code()
         return grpc.StatusCode.OK
 
+    def reconnects(self) -> bool:
+        """Whether the channel gets through again after its connection was reset.
+
+        A call made while the client still tears the dead connection down may
+        fail on it too ("Stream removed"), as after any real reset: a few tries.
+        """
+        return any(self.code(wait_for_ready=True) == grpc.StatusCode.OK for _ in range(5))
+
     def session(self) -> str:
         request = sessions_common_pb2.CreateSessionRequest(
             default_task_option=objects_pb2.TaskOptions(

@@ -208,7 +208,8 @@ def test_metadata_trailers_and_deadline_pass_through(
     )
     assert answer == b"cba"
     assert echo["metadata"]["x-test"] == "1" and echo["metadata"]["x-token-bin"] == b"\x01\x02"
-    assert 0 < echo["time_remaining"] <= 20  # the client's deadline reached the server
+    # the client's deadline reached the server (grpc rounds a timeout up to its unit on the wire)
+    assert echo["time_remaining"] is not None and 0 < echo["time_remaining"] < 25
     assert ("x-initial", "i") in outcome.initial_metadata()
     assert ("x-raw-bin", b"\x00\xff") in outcome.initial_metadata()
     assert {("x-trailer", "t"), ("x-echo", "1")} <= set(outcome.trailing_metadata())
@@ -298,7 +299,7 @@ def test_a_reset_through_the_proxy(faults: ControlClient, proxied: grpc.Channel)
     with pytest.raises(grpc.RpcError) as caught:
         ak.versions(timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert ak.code(wait_for_ready=True) == grpc.StatusCode.OK
+    assert ak.reconnects()
 
 
 def test_the_armonik_client_sees_unavailable_then_retries_until_the_rule_is_spent(

@@ -168,9 +168,9 @@ def test_a_reset_ends_the_call_unavailable_and_the_channel_reconnects(
     with pytest.raises(grpc.RpcError) as caught:
         ak.versions(timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
-    print(caught.value.details())
-    # the same channel connects again (a call that does not wait may fail fast meanwhile)
-    assert ak.code(wait_for_ready=True) == grpc.StatusCode.OK
+    details = caught.value.details()
+    assert "Socket closed" in details or "reset by peer" in details, details
+    assert ak.reconnects()
     assert rule_named(control, "reset")["hits"] == 1
 
 
