@@ -23,11 +23,12 @@ import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
 from fault_support import CHUNK, DATA, DOWNLOAD, VERSIONS, Armonik, ProxyProcess
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, json_format, message_factory
 from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 from protoconform.conformance.control import ControlClient
+from protoconform.conformance.reflection import ReflectionClient
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ThreadedServer
 from protoconform.mockserver.proxy import FaultProxy
@@ -384,3 +385,23 @@ def test_the_proxy_bounds_message_sizes_and_concurrent_calls(echo: dict[str, Any
         asyncio.run_coroutine_threadsafe(proxy.stop(0), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_a_reflection_client_calls_through_the_proxy_knowing_nothing_else(
+    direct: grpc.Channel, proxied: grpc.Channel
+) -> None:
+    """What grpcurl does: list services, fetch descriptors, build a request from JSON, call."""
+    client = ReflectionClient(proxied)
+    assert sorted(client.list_services()) == sorted(ReflectionClient(direct).list_services())
+    service_name = "armonik.api.grpc.v1.versions.Versions"
+    client.load_symbol(service_name)
+    method = client.service(service_name).methods_by_name["ListVersions"]
+    request_class = message_factory.GetMessageClass(method.input_type)
+    response_class = message_factory.GetMessageClass(method.output_type)
+    call = proxied.unary_unary(
+        f"/{service_name}/ListVersions",
+        request_serializer=request_class.SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+    answer = json_format.MessageToDict(call(json_format.ParseDict({}, request_class()), timeout=30))
+    assert answer == json_format.MessageToDict(Armonik(direct).versions()) and answer["core"]
