@@ -40,7 +40,7 @@ import re
 import socket
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -104,8 +104,12 @@ def _status_code(value: Any, where: str) -> grpc.StatusCode:
 
 
 def _number(value: Any, where: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError(f"{where}: must be a number, not {str(value)[:40]!r}")
+    try:
+        finite = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer of hundreds of digits
+        finite = False
+    if not finite:
+        raise RuleError(f"{where}: must be a finite number, not {str(value)[:40]!r}")
     if not low <= value <= high:
         raise RuleError(f"{where}: {value:g} is not within {low:g}..{high:g}")
     return float(value)
@@ -145,7 +149,6 @@ class Rule:
     deadline: float | None = None
     matched: int = 0  # calls the rule's patterns matched
     hits: int = 0  # calls the rule fired on
-    source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any, default_name: str) -> Rule:
@@ -206,8 +209,6 @@ class Rule:
             rule.times = _count(data["times"], "times", 1)
         if rule.kind == "latency" and rule.latency == (0.0, 0.0):
             raise RuleError("latency: a rule needs latency or a failure (status, cut_after, deadline, reset)")
-        rule.source = {k: data[k] for k in sorted(data)}
-        rule.source["name"] = name
         return rule
 
     @property
@@ -233,13 +234,26 @@ class Rule:
         return self.probability >= 1.0 or rng.random() < self.probability
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            **self.source,
-            "kind": self.kind,
-            "matched": self.matched,
-            "hits": self.hits,
-            "spent": self.spent,
+        """The rule as it was read (defaults filled in), its kind and counters."""
+        low, high = self.latency
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "method": self.method,
+            "service": self.service,
+            "family": self.family,
+            "latency": (low if low == high else [low, high]) if high else None,
+            "status": self.code.name if self.kind in ("status", "cut") and self.code else None,
+            "cut_after": self.cut_after,
+            "deadline": self.deadline,
+            "reset": True if self.kind == "reset" else None,
+            "message": self.message if self.kind != "latency" else None,
+            "probability": self.probability,
+            "nth": self.nth,
+            "every": self.every,
+            "times": self.times,
         }
+        shown = {key: value for key, value in fields.items() if value is not None}
+        return {**shown, "kind": self.kind, "matched": self.matched, "hits": self.hits, "spent": self.spent}
 
 
 def _latency(value: Any) -> tuple[float, float]:
