@@ -321,10 +321,10 @@ class FaultSet:
         return new
 
     def replace(self, items: list[Any], seed: int | None = None) -> None:
-        checked = FaultSet(items, seed=0)  # refused as a whole before anything changes
+        checked = FaultSet(items, seed=0 if seed is None else seed)  # refused before anything changes
         self.rules = checked.rules
         if seed is not None:
-            self.reseed(seed)
+            self.seed, self.rng = checked.seed, checked.rng
 
     def _free_name(self, taken: set[str]) -> str:
         n = len(taken) + 1

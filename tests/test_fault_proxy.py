@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -405,3 +407,29 @@ def test_a_reflection_client_calls_through_the_proxy_knowing_nothing_else(
     )
     answer = json_format.MessageToDict(call(json_format.ParseDict({}, request_class()), timeout=30))
     assert answer == json_format.MessageToDict(Armonik(direct).versions()) and answer["core"]
+
+
+BAD_OPTIONS = [
+    (["proxy", "--target", "nohost"], "--target"),
+    (["proxy", "--target", "h:1", "--listen", "h:99999"], "--listen"),
+    (["proxy", "--target", "h:1", "--control-port", "-1"], "--control-port"),
+    (["proxy", "--target", "h:1", "--max-concurrent-calls", "0"], "--max-concurrent-calls"),
+    (["proxy", "--target", "h:1", "--faults", "/nonexistent.yaml"], "--faults"),
+    (["proxy", "--target", "h:1", "--fault-seed", "-1"], "--fault-seed"),
+    (["serve", "--faults", "/nonexistent.yaml"], "--faults"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_a_bad_proxy_option_is_one_line_naming_it(args: list[str], option: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "protoconform.mockserver", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"protoconform {args[0]}: error: ") and option in last, last

@@ -291,3 +291,19 @@ def test_the_example_rule_file_loads(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["serve", "--fault-seed", str(2**70)])
     assert "--fault-seed: seed: must be an integer" in capsys.readouterr().err
+
+
+def test_a_listing_sent_back_restores_the_rules(server: ThreadedServer, control: ControlClient) -> None:
+    control.add_faults(
+        {"name": "a", "method": VERSIONS, "latency": [0.1, 0.2], "status": "ABORTED", "every": 3},
+        {"name": "b", "family": "kfp", "cut_after": 2, "times": 4, "probability": 0.5},
+    )
+    listed = control.faults()["rules"]
+    counters = ("kind", "matched", "hits", "spent")
+    rules = [{k: v for k, v in rule.items() if k not in counters} for rule in listed]
+    control.clear_faults()
+    response = requests.put(f"{server.http_url}/control/faults", json=rules, timeout=10)  # a plain list
+    assert response.status_code == 200 and response.json()["rules"] == listed
+    bad_seed = requests.put(f"{server.http_url}/control/faults", json={"rules": [], "seed": "x"}, timeout=10)
+    assert bad_seed.status_code == 400 and bad_seed.text.startswith("seed:")
+    assert control.faults()["rules"] == listed  # the refused call changed nothing

@@ -6,8 +6,9 @@ endpoints serve ``protoconform proxy``'s control port:
 ===============================  ==============================================================
 ``GET    /control/faults``       the rules, with ``kind``, ``matched``, ``hits``, ``spent``;
                                  and the seed of the random draws
-``POST   /control/faults``       add one rule (the body), or several: ``{"rules": [...]}``
-``PUT    /control/faults``       replace every rule: ``{"rules": [...], "seed": N}`` (seed optional)
+``POST   /control/faults``       add one rule (the body), or several: ``{"rules": [...]}`` or a list
+``PUT    /control/faults``       replace every rule: ``{"rules": [...], "seed": N}`` (seed optional),
+                                 or a list
 ``DELETE /control/faults``       remove every rule
 ``DELETE /control/faults/NAME``  remove one rule (404 when there is none of that name)
 ===============================  ==============================================================
@@ -83,6 +84,8 @@ async def _body(request: web.Request) -> Any:
 
 
 def _rules_of(body: Any, required: bool) -> list[Any]:
+    if isinstance(body, list):  # a rule file's list, as it is
+        return body
     if isinstance(body, dict) and "rules" in body:
         rules = body["rules"]
         if not isinstance(rules, list):
@@ -120,7 +123,8 @@ def install(app: web.Application, faults: FaultSet) -> list[str]:
                 unknown = sorted(set(body) - {"rules", "seed"})
                 if unknown:
                     raise RuleError(f"{unknown[0][:40]}: unknown key (rules, seed)")
-            faults.replace(_rules_of(body, required=True), body.get("seed"))
+            seed = body.get("seed") if isinstance(body, dict) else None
+            faults.replace(_rules_of(body, required=True), seed)
         except RuleError as exc:
             raise refused(exc) from None
         return answer()
