@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -29,6 +30,22 @@ VERSIONS = "/armonik.api.grpc.v1.versions.Versions/ListVersions"
 DOWNLOAD = "/armonik.api.grpc.v1.results.Results/DownloadResultData"
 CHUNK = 4  # bytes per DownloadResultData message: the servers of these tests are started with it
 DATA = b"0123456789" * 4  # ten chunks
+# The armonik package has no retry of its own: gRPC's, from the channel's service config.
+RETRY_POLICY = {
+    "methodConfig": [
+        {
+            "name": [{}],  # every method
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+RETRYING = [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(RETRY_POLICY))]
 
 
 @dataclass

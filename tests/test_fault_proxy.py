@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import pytest
 import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
-from fault_support import CHUNK, DATA, DOWNLOAD, VERSIONS, Armonik, ProxyProcess
+from fault_support import CHUNK, DATA, DOWNLOAD, RETRYING, VERSIONS, Armonik, ProxyProcess
 from google.protobuf import any_pb2, json_format, message_factory
 from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -323,22 +322,7 @@ def test_the_armonik_client_sees_unavailable_then_retries_until_the_rule_is_spen
         ArmoniKSessions(plain).create_session(options)
     assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.UNAVAILABLE, "down")
 
-    retry = {
-        "methodConfig": [
-            {
-                "name": [{}],  # every method
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "0.2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-    channel_options = [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(retry))]
-    with grpc.insecure_channel(proxy.grpc_address, options=channel_options) as retrying:
+    with grpc.insecure_channel(proxy.grpc_address, options=RETRYING) as retrying:
         session_id = ArmoniKSessions(retrying).create_session(options)
     assert session_id
     rule = faults.faults()["rules"][0]

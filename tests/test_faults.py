@@ -7,6 +7,7 @@ field; the REST gateway failing as gRPC does.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
-from fault_support import CHUNK, DATA, VERSIONS, Armonik
+from armonik.client import ArmoniKSessions
+from armonik.common import TaskOptions
+from fault_support import CHUNK, DATA, RETRYING, VERSIONS, Armonik
 from protoconform.conformance.control import ControlClient, ControlError
 from protoconform.mockserver import cli
 from protoconform.mockserver.config import ServerConfig
@@ -307,3 +310,14 @@ def test_a_listing_sent_back_restores_the_rules(server: ThreadedServer, control:
     bad_seed = requests.put(f"{server.http_url}/control/faults", json={"rules": [], "seed": "x"}, timeout=10)
     assert bad_seed.status_code == 400 and bad_seed.text.startswith("seed:")
     assert control.faults()["rules"] == listed  # the refused call changed nothing
+
+
+def test_the_armonik_client_retries_through_injected_unavailable(
+    server: ThreadedServer, control: ControlClient
+) -> None:
+    control.add_faults({"name": "down", "method": "*/CreateSession", "status": "UNAVAILABLE", "times": 2})
+    options = TaskOptions(max_duration=datetime.timedelta(seconds=60), priority=1, max_retries=1)
+    with grpc.insecure_channel(server.grpc_address, options=RETRYING) as channel:
+        assert ArmoniKSessions(channel).create_session(options)
+    codes = [e["code"] for e in control.journal(method="Sessions.CreateSession")]
+    assert codes == ["UNAVAILABLE", "UNAVAILABLE", "OK"]
