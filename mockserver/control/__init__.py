@@ -143,8 +143,8 @@ def install(app: web.Application, server: MockServer) -> None:
     def defect_state() -> dict[str, Any]:
         return {"available": catalogue(), "details": details(), "active": sorted(defects)}
 
+    fault_lines = fault_endpoints.install(app, server.faults)
     family_endpoints = _install_family_endpoints(app, server)
-    family_endpoints = [*fault_endpoints.install(app, server.faults), *family_endpoints]
 
     async def index(request: web.Request) -> web.Response:
         return web.json_response(
@@ -159,6 +159,7 @@ def install(app: web.Application, server: MockServer) -> None:
                     "PUT|DELETE /control/defects/{name}",
                     "GET /control/clock",
                     "POST /control/clock/advance",
+                    *fault_lines,
                     *family_endpoints,
                 ],
                 "families": list(server.config.families),
