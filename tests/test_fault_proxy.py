@@ -127,7 +127,7 @@ def test_calls_errors_and_reflection_pass_through_unchanged(
 @pytest.fixture(scope="module")
 def echo() -> Iterator[dict[str, Any]]:
     """A raw-bytes server of every call shape that shows what it received."""
-    seen: dict[str, Any] = {"cancelled": threading.Event()}
+    seen: dict[str, Any] = {"cancelled": threading.Event(), "entered": threading.Event()}
 
     def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
         seen["metadata"] = dict(context.invocation_metadata())
@@ -161,6 +161,7 @@ def echo() -> Iterator[dict[str, Any]]:
 
     def hang(request: bytes, context: grpc.ServicerContext) -> bytes:
         context.add_callback(seen["cancelled"].set)
+        seen["entered"].set()
         seen["cancelled"].wait(30)
         return b""
 
@@ -250,8 +251,9 @@ def test_a_client_cancelling_cancels_the_upstream_call(
     echo: dict[str, Any], echo_channel: grpc.Channel
 ) -> None:
     echo["cancelled"].clear()
+    echo["entered"].clear()
     future = echo_channel.unary_unary("/echo.Echo/Hang").future(b"", timeout=30)
-    time.sleep(0.3)  # let the call reach the server; the event below waits for the outcome anyway
+    assert echo["entered"].wait(20), "the call never reached the echo server"
     future.cancel()
     assert echo["cancelled"].wait(20), "the echo server's call was not cancelled"
 
