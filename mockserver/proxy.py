@@ -258,14 +258,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
         type=_listen,
-        default="127.0.0.1:50052",
+        default="127.0.0.1:50058",
         metavar="HOST:PORT",
         help="where the proxy listens for gRPC; port 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
         "--control-port",
         type=port,
-        default=8082,
+        default=8088,
         metavar="N",
         help="HTTP port of /control/faults, on the --listen host; 0 picks a free one (default: %(default)s)",
     )
