@@ -10,7 +10,7 @@ A rule is a JSON/YAML object (README, "Faults")::
     name: sessions-down                 # unique; default rule-1, rule-2...
     method: "/armonik.api.grpc.v1.sessions.Sessions/*"   # glob on the gRPC path (default "*")
     service: "*.Sessions"               # optional glob on the full service name
-    family: armonik                     # optional; the mock's family of the method
+    family: armonik                     # optional glob on the method's API family
     latency: 0.4                        # seconds, or [min, max] drawn uniformly
     status: UNAVAILABLE                 # a failure: at most one of status, cut_after, deadline, reset
     message: "try again"
@@ -307,6 +307,8 @@ class FaultSet:
 
     def add(self, items: list[Any]) -> list[Rule]:
         """Adds rules, all or none."""
+        if len(self.rules) + len(items) > MAX_RULES:
+            raise RuleError(f"rules: at most {MAX_RULES} rules")
         taken = {rule.name for rule in self.rules}
         new: list[Rule] = []
         for index, item in enumerate(items):
@@ -315,8 +317,6 @@ class FaultSet:
                 raise RuleError(f"name: a rule named {rule.name!r} already exists (rule {index + 1})")
             taken.add(rule.name)
             new.append(rule)
-        if len(self.rules) + len(new) > MAX_RULES:
-            raise RuleError(f"rules: at most {MAX_RULES} rules")
         self.rules.extend(new)
         return new
 
