@@ -121,6 +121,37 @@ class ControlClient:
         finally:
             self.set_defect(name, False)
 
+    # -- fault rules (README: Faults); the same endpoints serve ``protoconform proxy`` --
+    def faults(self) -> dict[str, Any]:
+        """``{"rules": [rule with kind, matched, hits, spent], "seed": N}``."""
+        return self._call("GET", "/faults")
+
+    def add_faults(self, *rules: dict[str, Any]) -> dict[str, Any]:
+        """Adds rules, all or none (a refused one is a ControlError naming the field)."""
+        return self._call("POST", "/faults", json={"rules": list(rules)})
+
+    def set_faults(self, rules: Iterable[dict[str, Any]], seed: int | None = None) -> dict[str, Any]:
+        """Replaces every rule; ``seed`` restarts the random draws from that seed."""
+        body: dict[str, Any] = {"rules": list(rules)}
+        if seed is not None:
+            body["seed"] = seed
+        return self._call("PUT", "/faults", json=body)
+
+    def remove_fault(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/faults/{quote(name, safe='')}")
+
+    def clear_faults(self) -> dict[str, Any]:
+        return self._call("DELETE", "/faults")
+
+    @contextlib.contextmanager
+    def fault(self, rule: dict[str, Any]) -> Iterator[str]:
+        """One rule for the duration of a block; yields its name."""
+        name = self.add_faults(rule)["rules"][-1]["name"]
+        try:
+            yield name
+        finally:
+            self.remove_fault(name)
+
     def clock(self) -> dict[str, Any]:
         return self._call("GET", "/clock")
 

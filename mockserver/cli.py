@@ -32,6 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "protoconform.conformance.cli",
         "check a server (real or mock) against the specs: conformance suites",
     ),
+    "proxy": (
+        "protoconform.mockserver.proxy",
+        "forward gRPC calls to any server, injecting fault rules (latency, errors, cut streams)",
+    ),
 }
 
 
@@ -166,6 +170,41 @@ def security_from_args(args: argparse.Namespace) -> tuple[TlsConfig | None, Auth
     return tls_config, auth
 
 
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--faults`` and ``--fault-seed``: shared by ``serve`` and ``proxy``."""
+    group = parser.add_argument_group("fault injection (README: Faults)")
+    group.add_argument(
+        "--faults",
+        metavar="FILE",
+        help="YAML or JSON file of fault rules applied from the start "
+        "(changed at run time through /control/faults)",
+    )
+    group.add_argument(
+        "--fault-seed",
+        type=positive(int, zero=True),
+        metavar="N",
+        help="seed of the rules' random draws, for reproducible runs (default: a random one, "
+        "shown by GET /control/faults)",
+    )
+
+
+def faults_from_args(args: argparse.Namespace) -> tuple[list[Any], int | None]:
+    """The rules of ``--faults`` (checked) and the seed; a bad file is a ValueError naming it."""
+    from protoconform.mockserver.faults import FaultSet, RuleError, load_file
+
+    rules: list[Any] = []
+    seed = args.fault_seed
+    try:
+        if args.faults:
+            rules, file_seed = load_file(args.faults)
+            seed = seed if seed is not None else file_seed
+        FaultSet(rules, seed=seed if seed is not None else 0)  # checked now, while parsing
+    except RuleError as exc:
+        where = f"--faults {args.faults}" if args.faults else "--fault-seed"
+        raise ValueError(f"{where}: {exc}") from None
+    return rules, seed
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", type=host, default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -220,6 +259,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_security(parser)
     _add_limits(parser)
+    add_fault_arguments(parser)
     for name in FAMILIES:
         module = apis.family_module(name)
         if hasattr(module, "add_arguments"):
@@ -234,6 +274,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         if hasattr(module, "options_from_args"):
             family_options[name] = module.options_from_args(args)
     tls_config, auth = security_from_args(args)
+    faults, fault_seed = faults_from_args(args)
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -247,6 +288,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         family_options=family_options,
         tls=tls_config,
         auth=auth,
+        faults=faults,
+        fault_seed=fault_seed,
     )
 
 

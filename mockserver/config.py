@@ -57,6 +57,10 @@ class ServerConfig:
     # Per-family options (e.g. ArmoniK partitions, an attached worker address),
     # keyed by family name; each family documents and parses its own.
     family_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Fault rules applied from the start (mockserver/faults.py), and the seed of their draws
+    # (None: a random one, shown by GET /control/faults).
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    fault_seed: int | None = None
 
     def options(self, family: str) -> dict[str, Any]:
         return self.family_options.get(family, {})

@@ -44,10 +44,15 @@ class CallRecord:
     error: str = ""
     duration: float = 0.0
     identity: Mapping[str, Any] | None = None  # set by the authenticator, when auth is on
+    faults: list[dict[str, str]] = field(default_factory=list)  # fault rules that fired: name, kind
+    # Set by a fault rule: called with the count of response messages sent so
+    # far, it raises ApiError to end the stream there.
+    stream_cut: Callable[[int], None] | None = None
 
 
 class CallObserver(Protocol):
-    """Sees every call: the journal records, fault rules may delay or fail it in ``before``."""
+    """Sees every call: the journal records, fault rules may delay or fail it in ``before``
+    (and cut its response stream by setting ``record.stream_cut``)."""
 
     async def before(self, record: CallRecord) -> None: ...
 
@@ -205,12 +210,16 @@ class Dispatcher:
         record, request = self._record(method, request, metadata, peer, protocol)
         async with self._observed(record):
             items = await self._invoke(record, request)
+            sent = 0
             async for item in items if hasattr(items, "__aiter__") else _aiter(items):
                 response = self._check_response(record, item)
                 if len(record.responses) < JOURNAL_LIMIT:
                     record.responses.append(response)
                 self._saved(record)
                 yield response
+                sent += 1
+                if record.stream_cut is not None:
+                    record.stream_cut(sent)
             self._saved(record)
 
 

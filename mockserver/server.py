@@ -15,7 +15,9 @@ from protoconform.mockserver import apis, gcpacing, grpc_wiring, httpapp, tls
 from protoconform.mockserver.auth import Authenticator, reflection_guard
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.control.faults import FaultObserver
 from protoconform.mockserver.dispatch import Dispatcher
+from protoconform.mockserver.faults import FaultSet
 from protoconform.mockserver.selfcheck import SelfCheck
 from protoconform.mockserver.store import Store, open_store
 from protoconform.specs.registry import Registry, default_registry
@@ -37,6 +39,8 @@ class MockServer:
         self.tls = tls.load(config.tls) if config.tls is not None else None
         if config.auth.enabled:
             self.dispatcher.authenticator = Authenticator(config.auth)
+        self.faults = FaultSet(config.faults, seed=config.fault_seed)
+        self.dispatcher.observers.append(FaultObserver(self.faults))
         self.store: Store = open_store(config.store, self.registry.message_class)
         self.dispatcher.commit = self.clock.after_timers = self.commit
         self._load_state()

@@ -20,6 +20,7 @@ It lets a test or the conformance harness drive the mock from outside:
 ``POST /control/clock/advance``  ``{"seconds": S}`` moves virtual time (timers fire in order);
                             S is a finite number >= 0 within the clock's headroom (``GET``
                             shows it: virtual time stays within a century of its start)
+``GET|POST|PUT|DELETE /control/faults``  fault rules (:mod:`.faults`); a reset keeps them
 ==========================  ================================================================
 
 A served family may add endpoints of its own under ``/control/<family>/``: its
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from protoconform.mockserver import safejson
+from protoconform.mockserver.control import faults as fault_endpoints
 from protoconform.mockserver.control.defects import catalogue, details
 from protoconform.mockserver.control.journal import Journal
 from protoconform.mockserver.httpbody import read_body
@@ -141,6 +143,7 @@ def install(app: web.Application, server: MockServer) -> None:
     def defect_state() -> dict[str, Any]:
         return {"available": catalogue(), "details": details(), "active": sorted(defects)}
 
+    fault_lines = fault_endpoints.install(app, server.faults)
     family_endpoints = _install_family_endpoints(app, server)
 
     async def index(request: web.Request) -> web.Response:
@@ -156,6 +159,7 @@ def install(app: web.Application, server: MockServer) -> None:
                     "PUT|DELETE /control/defects/{name}",
                     "GET /control/clock",
                     "POST /control/clock/advance",
+                    *fault_lines,
                     *family_endpoints,
                 ],
                 "families": list(server.config.families),

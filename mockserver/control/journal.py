@@ -44,6 +44,7 @@ class Entry:
     requests: tuple[bytes | int, ...]
     responses: tuple[bytes | int, ...]
     metadata: tuple[tuple[str, str], ...]
+    faults: tuple[dict[str, str], ...] = ()  # fault rules that fired on the call
 
     @property
     def size(self) -> int:
@@ -87,6 +88,7 @@ class Journal:
                 (k, "<redacted>" if k.lower() in TOKEN_KEYS else v)
                 for k, v in sorted(record.metadata.items())
             ),
+            faults=tuple(record.faults),
         )
         self._entries.append(entry)
         self._bytes += entry.size
@@ -129,6 +131,7 @@ class Journal:
             "code": entry.code,
             "error": entry.error,
             "metadata": dict(entry.metadata),
+            "faults": list(entry.faults),
             "requests": [self._decode(entry.request_type, raw) for raw in entry.requests],
             "responses": [self._decode(entry.response_type, raw) for raw in entry.responses],
         }
