@@ -4,9 +4,15 @@ Modules: :mod:`.state` (runs, experiments, pipelines, metrics, artifact objects
 behind a repository), :mod:`.runs` (the ten handlers), :mod:`.listing` (sort,
 filter, page tokens), :mod:`.lifecycle` (statuses on the virtual clock, the
 runtime workflow, how to ask for a failure), :mod:`.templates` (manifests and
-their task graphs), :mod:`.artifacts` (artifact objects), :mod:`.errors`,
+their task graphs), :mod:`.runindex` (sorted run indexes for ListRuns),
+:mod:`.artifacts` (artifact objects), :mod:`.errors`,
 :mod:`.defects` (deliberate deviations for the conformance self-test).  The
 rules live in ``specs/kfp/*.yaml``.
+
+With a durable store (``--store sqlite:PATH``) the repository writes every
+change through and :func:`create_state` loads it back; runs in flight resume
+(see :mod:`.lifecycle`).  ListRuns pages from sorted indexes (:mod:`.runindex`)
+when it can, and scans otherwise.
 
 Only RunService is served, so experiments other than "Default", uploaded
 pipelines and jobs are seeded: ``--kfp-experiment NAME[=ID]`` and

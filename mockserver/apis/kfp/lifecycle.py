@@ -24,6 +24,16 @@ finished task has its declared output artifacts plus ``main-logs`` in
 gzipped tar.  v2 (pipeline IR) runs go through the same statuses but keep an
 empty runtime manifest, as the 1.8.5 server's v2 runs do.
 
+After a restart
+---------------
+With a durable store (``--store sqlite:PATH``) each run keeps its pending steps
+in ``RunRecord.due`` (virtual time due, step, arguments); timers are not stored,
+so :meth:`Lifecycle.resume` re-arms them when the server starts on the file.  In
+KFP the Argo workflow of a run goes on in the cluster while the API server
+restarts and the persistence agent keeps reporting it, so runs in flight carry
+on from where they stood; the virtual clock does not move while the server is
+down, so a step due 3 s before the restart is due 3 s after it.
+
 Asking for a failure
 --------------------
 A run fails when its manifest asks for it:
