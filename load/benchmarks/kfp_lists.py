@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -110,9 +109,12 @@ def walk(runs: Runs, pages: int, **query: Any) -> tuple[list[float], int]:
 
 def measure(store: str, count: int, pages: int, scans: int) -> dict[str, Any]:
     """One store and size, in this process (the parent runs each in a child of its own)."""
-    folder = tempfile.mkdtemp(prefix="kfp-lists-")
-    path = os.path.join(folder, "kfp.db")
-    spec = "memory" if store == "memory" else f"sqlite:{path}"
+    with tempfile.TemporaryDirectory(prefix="kfp-lists-") as folder:
+        return _measure(store, count, pages, scans, Path(folder))
+
+
+def _measure(store: str, count: int, pages: int, scans: int, folder: Path) -> dict[str, Any]:
+    spec = "memory" if store == "memory" else f"sqlite:{folder / 'kfp.db'}"
     config = ServerConfig(families=("kfp",), clock_speed=0, store=spec, log_level="WARNING")
     result: dict[str, Any] = {"store": store, "runs": count}
     server = ThreadedServer(config)
@@ -139,16 +141,13 @@ def measure(store: str, count: int, pages: int, scans: int) -> dict[str, Any]:
         default_ms=default, scoped_ms=scoped, scan_ms=scanned, total=total, scoped_total=scoped_total
     )
     if store == "sqlite":
-        result["file_mb"] = sum(p.stat().st_size for p in Path(folder).iterdir()) / 2**20
+        result["file_mb"] = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
         started = time.perf_counter()
         again = ThreadedServer(config)  # loads the file
         with again, grpc.insecure_channel(again.grpc_address) as channel:
             page = Runs(channel).list(page_size=PAGE)
             result["restart_s"] = time.perf_counter() - started
             result["reloaded_total"] = page.total_size
-    for item in Path(folder).iterdir():
-        item.unlink()
-    os.rmdir(folder)
     return result
 
 
