@@ -190,7 +190,7 @@ class MemoryRepository(Repository):
             self._jobs[job.id] = job
         for _, record in self._t_runs.load():
             self._runs[record.id] = record
-            self._index.add(record.id, record.run, record.experiment_id, record.namespace)
+        self._index.add_many((r.id, r.run, r.experiment_id, r.namespace) for r in self._runs.values())
         for key, data in self._t_objects.load():
             self._objects[key] = data
 
