@@ -116,7 +116,7 @@ class RunIndex:
     def page(lists: list[SortedList], desc: bool, start: tuple[Any, str] | None, limit: int) -> list[str]:
         """Up to ``limit`` run ids from ``start`` on (inclusive; None = from the first), in order.
 
-        Raises TypeError when ``start`` does not compare with the keys (a forged token)."""
+        ``start``'s value must be of the field's type (the caller checks a token's)."""
         ranges: list[Iterator[tuple[Any, str]]]
         if not lists:
             return []
