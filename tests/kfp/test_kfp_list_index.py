@@ -9,9 +9,11 @@ same order, page for page, with the same total_size.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
+import grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +120,38 @@ def test_a_run_moves_between_storage_states_in_the_index(kfp) -> None:
     assert [r.name for r in page.runs] == ["r1"] and page.total_size == 1
     page = kfp.ListRuns(sort_by="name desc", page_size=2)
     assert [r.name for r in page.runs] == ["r4", "r2"] and page.total_size == 4
+
+
+def _token(sort: list, key: list, predicates: list[dict]) -> str:
+    """A page token as the server writes them, with a key of our choosing."""
+    text = json.dumps({"predicates": predicates}, sort_keys=True) if predicates else ""
+    payload = {"model": "Run", "sort": sort, "filter": text, "key": key}
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def test_forged_token_keys_get_the_same_answer_from_both_paths(kfp) -> None:
+    for i in range(4):
+        kfp.create(f"r{i}")
+        kfp.advance(1)
+    keys = [
+        [True, "x", "a"],
+        [True, 2.5, "a"],
+        [True, None, "a"],
+        [True, True, "a"],
+        [False, 0, "a"],
+        [True, 1, ""],
+    ]
+    for field in ("created_at", "name"):
+        for desc in (False, True):
+            for key in keys:
+                answers = []
+                for predicates in ([], [EVERY_RUN]):
+                    token = _token([field, desc], key, predicates)
+                    try:
+                        page = kfp.ListRuns(page_token=token, page_size=2)
+                        answers.append(
+                            ([r.id for r in page.runs], page.total_size, bool(page.next_page_token))
+                        )
+                    except grpc.RpcError as error:
+                        answers.append((error.code(), error.details()))
+                assert answers[0] == answers[1], (field, desc, key)
