@@ -1,8 +1,8 @@
 """ListRuns from the run index gives the same pages as a scan of every run, on random data.
 
 A listing sorted by created_at or name, in every run or one experiment or
-namespace, filtered on storage_state or not, is served from the sorted
-indexes; the same listing with one more predicate that every run passes
+namespace, filtered on storage_state and status or not, is served from the
+sorted indexes; the same listing with one more predicate that every run passes
 (``id != ""``) is served by a scan.  Both walks must see the same runs in the
 same order, page for page, with the same total_size.
 """
@@ -30,7 +30,8 @@ runs = st.lists(
             "experiment": st.sampled_from([None, *EXPERIMENTS]),
             "namespace": st.sampled_from([None, "ns-1", "ns-2"]),
             "archived": st.booleans(),
-            "tick": st.sampled_from([0, 0, 1, 7]),  # virtual seconds before it is created: ties happen
+            # virtual seconds before it is created: ties happen, and the runs before move on
+            "tick": st.sampled_from([0, 0, 1, 7]),
             "deleted": st.integers(0, 9).map(lambda n: n == 0),
         }
     ),
@@ -44,6 +45,14 @@ storage_filters = st.sampled_from(
         [{"key": "storage_state", "op": "EQUALS", "string_value": "STORAGESTATE_AVAILABLE"}],
         [{"key": "storage_state", "op": "IN", "string_values": {"values": ["STORAGESTATE_AVAILABLE"]}}],
         [{"key": "storage_state", "op": "IS_SUBSTRING", "string_value": "arch"}],
+        [{"key": "status", "op": "EQUALS", "string_value": "Running"}],
+        [{"key": "status", "op": "NOT_EQUALS", "string_value": "Succeeded"}],
+        [{"key": "status", "op": "IN", "string_values": {"values": ["", "Pending"]}}],
+        [{"key": "status", "op": "GREATER_THAN", "string_value": "Q"}],
+        [
+            {"key": "storage_state", "op": "EQUALS", "string_value": "STORAGESTATE_AVAILABLE"},
+            {"key": "status", "op": "EQUALS", "string_value": "Succeeded"},
+        ],
     ]
 )
 scopes = st.sampled_from(
@@ -79,9 +88,10 @@ def _walk(kfp: Any, page_size: int, sort_by: str, predicates: list[dict], scope:
 @SETTINGS
 @given(
     data=runs,
+    settle=st.sampled_from([0, 1, 2, 6, 20]),
     queries=st.lists(st.tuples(st.integers(1, 7), sorts, storage_filters, scopes), min_size=1, max_size=6),
 )
-def test_indexed_pages_equal_scanned_pages(kfp, data, queries) -> None:
+def test_indexed_pages_equal_scanned_pages(kfp, data, settle, queries) -> None:
     server = kfp.server
     server.run(server.server.reset_state)
     state = kfp.state()
@@ -99,6 +109,7 @@ def test_indexed_pages_equal_scanned_pages(kfp, data, queries) -> None:
             kfp.ArchiveRun(id=run.id)
         if spec["deleted"]:
             kfp.DeleteRun(id=run.id)
+    kfp.advance(settle)
     for page_size, sort_by, predicates, scope in queries:
         indexed = _walk(kfp, page_size, sort_by, predicates, scope)
         scanned = _walk(kfp, page_size, sort_by, [*predicates, EVERY_RUN], scope)

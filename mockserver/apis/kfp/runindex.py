@@ -1,13 +1,15 @@
 """Sorted indexes of runs, so a ListRuns page costs about the same at a thousand runs and at a million.
 
 Each run is indexed under three scopes (every run; its experiment; its
-namespace) and, within a scope, under its ``storage_state`` (the partition),
-in one sorted list per indexed sort field (``created_at`` and ``name``) of
-``(value, run id)`` keys: the order and tie-breaker ListRuns uses.  A page
+namespace) and, within a scope, under its ``(storage_state, status)`` (the
+partition), in one sorted list per indexed sort field (``created_at`` and
+``name``) of ``(value, run id)`` keys: the order and tie-breaker ListRuns uses.
+A filter whose predicates are all on ``storage_state`` and ``status`` selects
+whole partitions.  A page
 is a keyset continuation: each selected partition is read from the token's
 key onwards (``irange``, O(log n)) and the partitions are merged, so only
 ``page_size + 1`` keys are touched.  ``total_size`` is the sum of the selected
-partitions' lengths, kept as runs come, go and move between storage states.
+partitions' lengths, kept as runs come, go and move between partitions.
 
 Everything else (other sort fields, metric sorts, filters on other keys, JOB
 and PIPELINE_VERSION scopes) is scanned by :mod:`.runs` as before; both paths
@@ -26,8 +28,14 @@ from protoconform.mockserver.apis.kfp import listing
 from sortedcontainers import SortedList
 
 INDEXED_SORTS = ("created_at", "name")
+PARTITION_KEYS = ("storage_state", "status")  # the filter keys a partition answers
+Partition = tuple[str, str]  # storage state name, status
 ALL = ("", "")  # the scope of every run
 Scope = tuple[str, str]  # ("", ""), ("EXPERIMENT", id) or ("NAMESPACE", name)
+
+
+def _partition(run: message.Message) -> Partition:
+    return listing.field_value(run, "storage_state"), run.status
 
 
 def _scopes(experiment_id: str, namespace: str) -> tuple[Scope, Scope, Scope]:
@@ -35,22 +43,22 @@ def _scopes(experiment_id: str, namespace: str) -> tuple[Scope, Scope, Scope]:
 
 
 class RunIndex:
-    """Per scope and storage state, the runs' ``(value, id)`` keys in sort order, one list per field."""
+    """Per scope and partition, the runs' ``(value, id)`` keys in sort order, one list per field."""
 
     def __init__(self) -> None:
-        # scope -> partition (storage state name) -> field -> keys in order
-        self._lists: dict[Scope, dict[str, dict[str, SortedList]]] = {}
+        # scope -> partition -> field -> keys in order
+        self._lists: dict[Scope, dict[Partition, dict[str, SortedList]]] = {}
         # run id -> (experiment id, namespace, partition, keys by field): how to find it again
-        self._entries: dict[str, tuple[str, str, str, tuple[Any, ...]]] = {}
+        self._entries: dict[str, tuple[str, str, Partition, tuple[Any, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _enter(
         self, run_id: str, run: message.Message, experiment_id: str, namespace: str
-    ) -> tuple[str, Any]:
+    ) -> tuple[Partition, Any]:
         self.remove(run_id)
-        partition = listing.field_value(run, "storage_state")
+        partition = _partition(run)
         keys = tuple((listing.field_value(run, f), run_id) for f in INDEXED_SORTS)
         self._entries[run_id] = (experiment_id, namespace, partition, keys)
         return partition, keys
@@ -58,7 +66,7 @@ class RunIndex:
     def add_many(self, runs: Iterable[tuple[str, message.Message, str, str]]) -> None:
         """Index many (run id, run, experiment id, namespace) at once (a load): each list is sorted
         once, rather than kept sorted run by run."""
-        gathered: dict[tuple[Scope, str], list[list[tuple[Any, str]]]] = {}
+        gathered: dict[tuple[Scope, Partition], list[list[tuple[Any, str]]]] = {}
         for run_id, run, experiment_id, namespace in runs:
             partition, keys = self._enter(run_id, run, experiment_id, namespace)
             for scope in _scopes(experiment_id, namespace):
@@ -99,16 +107,16 @@ class RunIndex:
                     del self._lists[scope]
 
     def update(self, run_id: str, run: message.Message, experiment_id: str, namespace: str) -> None:
-        """Re-index a changed run; only a new storage state moves it (name and creation never change)."""
+        """Re-index a changed run; only a new partition moves it (name and creation never change)."""
         entry = self._entries.get(run_id)
-        if entry is not None and entry[2] == listing.field_value(run, "storage_state"):
+        if entry is not None and entry[2] == _partition(run):
             return
         self.remove(run_id)
         self.add(run_id, run, experiment_id, namespace)
 
     # -- reading ------------------------------------------------------------------------
-    def select(self, scope: Scope, keep: Callable[[str], bool], field: str) -> list[SortedList]:
-        """The lists of ``field`` of the partitions of ``scope`` whose storage state ``keep`` admits."""
+    def select(self, scope: Scope, keep: Callable[[Partition], bool], field: str) -> list[SortedList]:
+        """The lists of ``field`` of the partitions of ``scope`` that ``keep`` admits."""
         partitions = self._lists.get(scope, {})
         return [fields[field] for partition, fields in partitions.items() if keep(partition)]
 

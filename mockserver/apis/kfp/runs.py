@@ -430,7 +430,7 @@ def _indexed_page(
     """The page from the run index (see :mod:`.runindex`), or None when the request needs a scan.
 
     Indexed: sort by created_at or name, every run or one experiment or namespace,
-    and no filter or predicates on storage_state only (each run's partition)."""
+    and no filter or predicates on storage_state and status only (each run's partition)."""
     if order.field not in runindex.INDEXED_SORTS:
         return None
     scope = runindex.ALL
@@ -441,10 +441,11 @@ def _indexed_page(
             return None
         scope = (type_name, key.id)
     predicates = list(parsed.predicates) if parsed is not None else []
-    if any(p.key != "storage_state" for p in predicates):
+    if any(p.key not in runindex.PARTITION_KEYS for p in predicates):
         return None
+    checks = [(runindex.PARTITION_KEYS.index(p.key), p) for p in predicates]
     index = state.store.run_index()
-    lists = index.select(scope, lambda value: all(listing.holds(value, p) for p in predicates), order.field)
+    lists = index.select(scope, lambda part: all(listing.holds(part[i], p) for i, p in checks), order.field)
     total = index.count(lists)
     begin: tuple[Any, str] | None = None
     if start is not None:
