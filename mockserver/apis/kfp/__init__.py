@@ -4,9 +4,15 @@ Modules: :mod:`.state` (runs, experiments, pipelines, metrics, artifact objects
 behind a repository), :mod:`.runs` (the ten handlers), :mod:`.listing` (sort,
 filter, page tokens), :mod:`.lifecycle` (statuses on the virtual clock, the
 runtime workflow, how to ask for a failure), :mod:`.templates` (manifests and
-their task graphs), :mod:`.artifacts` (artifact objects), :mod:`.errors`,
+their task graphs), :mod:`.runindex` (sorted run indexes for ListRuns),
+:mod:`.artifacts` (artifact objects), :mod:`.errors`,
 :mod:`.defects` (deliberate deviations for the conformance self-test).  The
 rules live in ``specs/kfp/*.yaml``.
+
+With a durable store (``--store sqlite:PATH``) the repository writes every
+change through and :func:`create_state` loads it back; runs in flight resume
+(see :mod:`.lifecycle`).  ListRuns pages from sorted indexes (:mod:`.runindex`)
+when it can, and scans otherwise.
 
 Only RunService is served, so experiments other than "Default", uploaded
 pipelines and jobs are seeded: ``--kfp-experiment NAME[=ID]`` and
@@ -23,7 +29,7 @@ from typing import Any
 
 from protoconform.mockserver.apis.kfp import runs as _runs  # noqa: F401 - registers the handlers
 from protoconform.mockserver.apis.kfp.lifecycle import Timings
-from protoconform.mockserver.apis.kfp.state import State
+from protoconform.mockserver.apis.kfp.state import MemoryRepository, State
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.store import FamilyStore
 from protoconform.specs.argtypes import positive, readable_file
@@ -94,10 +100,27 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def create_state(
     options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
 ) -> State:
+    """The family's state; with a durable store, what it holds, and the runs in flight moving on.
+
+    Seeded experiments and pipelines already stored (same id, or same name when
+    no id is given) are not added twice when a server restarts on its file."""
     timings = Timings(**{k: float(options[k]) for k in Timings.__dataclass_fields__ if k in options})
-    state = State(clock, registry, timings)
+    repository = MemoryRepository(store)
+    loaded = store is not None and store.durable
+    if loaded:
+        repository.load()
+    state = State(clock, registry, timings, repository)
     for experiment in options.get("experiments", []):
-        state.add_experiment(experiment["name"], experiment.get("description", ""), experiment.get("id"))
+        wanted = experiment.get("id")
+        name = experiment["name"]
+        found = repository.get_experiment(wanted) if wanted else repository.find_experiment(name)
+        if not (loaded and found):
+            state.add_experiment(experiment["name"], experiment.get("description", ""), wanted)
     for pipeline in options.get("pipelines", []):
-        state.add_pipeline(pipeline["name"], pipeline["manifest"], pipeline.get("id"))
+        wanted = pipeline.get("id")
+        name = pipeline["name"]
+        found_pipeline = repository.get_pipeline(wanted) if wanted else repository.find_pipeline(name)
+        if not (loaded and found_pipeline):
+            state.add_pipeline(pipeline["name"], pipeline["manifest"], wanted)
+    state.lifecycle.resume()
     return state

@@ -24,6 +24,16 @@ finished task has its declared output artifacts plus ``main-logs`` in
 gzipped tar.  v2 (pipeline IR) runs go through the same statuses but keep an
 empty runtime manifest, as the 1.8.5 server's v2 runs do.
 
+After a restart
+---------------
+With a durable store (``--store sqlite:PATH``) each run keeps its pending steps
+in ``RunRecord.due`` (virtual time due, step, arguments); timers are not stored,
+so :meth:`Lifecycle.resume` re-arms them when the server starts on the file.  In
+KFP the Argo workflow of a run goes on in the cluster while the API server
+restarts and the persistence agent keeps reporting it, so runs in flight carry
+on from where they stood; the virtual clock does not move while the server is
+down, so a step due 3 s before the restart is due 3 s after it.
+
 Asking for a failure
 --------------------
 A run fails when its manifest asks for it:
@@ -127,6 +137,10 @@ def _spans(record: RunRecord, graph: templates.Graph) -> dict[str, tuple[str | N
     return spans
 
 
+# The steps a stored ``due`` entry may name (a loaded record names nothing else).
+_STEPS = frozenset({"_pending", "_begin", "_finish_task", "_stopped"})
+
+
 class Lifecycle:
     def __init__(self, state: State, timings: Timings) -> None:
         self.state = state
@@ -137,21 +151,52 @@ class Lifecycle:
 
     # -- scheduling --------------------------------------------------------------------
     def _later(self, record: RunRecord, delay: float, step: Any, *args: Any) -> None:
-        run_id = record.id
+        """Run ``step(record, *args)`` ``delay`` virtual seconds from now.
+
+        The step is noted in ``record.due`` (virtual time, method name, args) so a
+        restarted server re-arms it (:meth:`resume`); timers themselves are not stored."""
+        entry = [self.state.clock.elapsed() + max(0.0, delay), step.__name__, list(args)]
+        record.due.append(entry)
+        self._arm(record.id, entry)
+
+    def _arm(self, run_id: str, entry: list[Any]) -> None:
+        due, name, args = entry
+        step = getattr(self, name)
 
         def fire() -> None:
             current = self.state.store.get_run(run_id)
-            if current is not None:  # deleted runs stop moving
-                step(current, *args)
+            if current is None:  # deleted runs stop moving
+                return
+            current.due = [e for e in current.due if e is not entry]
+            step(current, *args)
+            self.state.store.update_run(current)  # the step is done even if it changed nothing else
 
         timers = [t for t in self._timers.get(run_id, []) if not t.cancelled]
-        timers.append(self.state.clock.call_later(delay, fire))
+        timers.append(self.state.clock.call_later(due - self.state.clock.elapsed(), fire))
         self._timers[run_id] = timers
+
+    def resume(self) -> int:
+        """After a restart, re-arm every pending step of every run where it stood; the number re-armed.
+
+        In KFP the Argo workflow of a run goes on in the cluster while the API
+        server restarts, and the persistence agent keeps reporting its status,
+        so in-flight runs carry on from where they were.  The virtual clock is
+        restored too, so a step due in 3 s before the restart is due in 3 s after."""
+        armed = 0
+        for record in self.state.store.runs():
+            for entry in record.due:
+                if entry[1] in _STEPS:
+                    self._arm(record.id, entry)
+                    armed += 1
+        return armed
 
     def forget(self, run_id: str, deleted: bool = False) -> None:
         """Stop moving a run (its timers are cancelled); a deleted run's cached graph goes too."""
         for timer in self._timers.pop(run_id, []):
             timer.cancel()
+        record = self.state.store.get_run(run_id)
+        if record is not None:
+            record.due = []
         if deleted:
             self._graphs.pop(run_id, None)
 

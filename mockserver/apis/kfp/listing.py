@@ -194,7 +194,11 @@ def matches(run: message.Message, parsed: message.Message | None, contract: Cont
 
 
 def _holds(run: message.Message, predicate: message.Message, contract: Contract) -> bool:
-    actual = field_value(run, predicate.key)
+    return holds(field_value(run, predicate.key), predicate)
+
+
+def holds(actual: Any, predicate: message.Message) -> bool:
+    """Whether a run whose ``predicate.key`` field has the value ``actual`` passes ``predicate``."""
     wanted = _predicate_value(predicate)
     op = predicate.DESCRIPTOR.fields_by_name["op"].enum_type.values_by_number[predicate.op].name
     if op == "IN":

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import message
 from protoconform.mockserver import safejson
-from protoconform.mockserver.apis.kfp import artifacts, defects, listing, templates
+from protoconform.mockserver.apis.kfp import artifacts, defects, listing, runindex, templates
 from protoconform.mockserver.apis.kfp.errors import Violation
 from protoconform.mockserver.apis.kfp.lifecycle import requested_failure
 from protoconform.mockserver.apis.kfp.state import Experiment, RunRecord, State
@@ -379,14 +379,13 @@ def list_runs(request: message.Message, ctx: CallContext) -> message.Message:
         sort = listing.parse_sort(request.sort_by, terms)
         parsed = listing.parse_filter(request.filter, state.api.Filter, terms)
         canonical = listing.canonical_filter(parsed)
-    in_scope = _reference_filter(state, request)
-
     order = terms.default_sort if ctx.defect(defects.SORT_IGNORED) else sort
-    rows = [r for r in state.store.runs() if in_scope(r) and listing.matches(r.run, parsed, terms)]
-    rows.sort(key=lambda r: listing.sort_key(r.run, order), reverse=order.desc)
-    total = len(rows)
-    if token is not None:
-        rows = [r for r in rows if listing.after_or_at(listing.sort_key(r.run, order), token.key, order.desc)]
+    start = token.key if token is not None else None
+    indexed = _indexed_page(state, request, parsed, order, start, page_size + 1)
+    if indexed is not None:
+        rows, total = indexed
+    else:
+        rows, total = _scanned_page(state, request, parsed, order, start, page_size + 1)
 
     response = state.api.ListRunsResponse(total_size=total)
     response.runs.extend(present(r.run, ctx) for r in rows[:page_size])
@@ -396,6 +395,70 @@ def list_runs(request: message.Message, ctx: CallContext) -> message.Message:
         next_token = listing.PageToken(sort, canonical, listing.sort_key(first_next.run, order))
         response.next_page_token = next_token.encode(terms.model)
     return response
+
+
+def _scanned_page(
+    state: State,
+    request: message.Message,
+    parsed: message.Message | None,
+    order: listing.Sort,
+    start: list[Any] | None,
+    limit: int,
+) -> tuple[list[RunRecord], int]:
+    """Every run looked at: any scope, sort and filter (the reference for the indexed path)."""
+    in_scope = _reference_filter(state, request)
+    terms = state.list_contract
+    rows = [r for r in state.store.runs() if in_scope(r) and listing.matches(r.run, parsed, terms)]
+    rows.sort(key=lambda r: listing.sort_key(r.run, order), reverse=order.desc)
+    total = len(rows)
+    if start is not None:
+        rows = [r for r in rows if listing.after_or_at(listing.sort_key(r.run, order), start, order.desc)]
+    return rows[:limit], total
+
+
+_INDEXED_TYPES = {"created_at": int, "name": str}  # what a token's key holds for an indexed sort
+
+
+def _indexed_page(
+    state: State,
+    request: message.Message,
+    parsed: message.Message | None,
+    order: listing.Sort,
+    start: list[Any] | None,
+    limit: int,
+) -> tuple[list[RunRecord], int] | None:
+    """The page from the run index (see :mod:`.runindex`), or None when the request needs a scan.
+
+    Indexed: sort by created_at or name, every run or one experiment or namespace,
+    and no filter or predicates on storage_state and status only (each run's partition)."""
+    if order.field not in runindex.INDEXED_SORTS:
+        return None
+    scope = runindex.ALL
+    if request.HasField("resource_reference_key"):
+        key = request.resource_reference_key
+        type_name = _type_name(state, key.type)
+        if type_name not in ("EXPERIMENT", "NAMESPACE"):
+            return None
+        scope = (type_name, key.id)
+    predicates = list(parsed.predicates) if parsed is not None else []
+    if any(p.key not in runindex.PARTITION_KEYS for p in predicates):
+        return None
+    checks = [(runindex.PARTITION_KEYS.index(p.key), p) for p in predicates]
+    index = state.store.run_index()
+    lists = index.select(scope, lambda part: all(listing.holds(part[i], p) for i, p in checks), order.field)
+    total = index.count(lists)
+    begin: tuple[Any, str] | None = None
+    if start is not None:
+        present_, value, run_id = start
+        if not present_:  # a key of a run without the value sorts first: every run is after it
+            if order.desc:
+                return [], total
+        elif type(value) is _INDEXED_TYPES[order.field] and value == value:  # not NaN
+            begin = (value, run_id)
+        else:  # a forged token: the scan decides, as it always has
+            return None
+    ids = index.page(lists, order.desc, begin, limit)
+    return [record for run_id in ids if (record := state.store.get_run(run_id)) is not None], total
 
 
 _MISMATCH = (

@@ -2,15 +2,20 @@
 experiments (including the lazily created "Default" one), pipelines and their
 versions, jobs, and artifact objects.
 
-Storage sits behind :class:`Repository`; :class:`MemoryRepository` is the only
-implementation today.  Records are plain data (protobuf messages and JSON-able
-dicts) so another store (e.g. SQLite) can persist them without knowing the
-handlers.  Handlers change a record and then hand it back with
-``update_run`` so a persistent store sees every change.
+Storage sits behind :class:`Repository`; :class:`MemoryRepository` keeps the
+working set in memory and, given a durable :class:`FamilyStore`
+(``--store sqlite:PATH``), writes every change through to it and loads it back
+at start.  Records are plain data (protobuf messages and JSON-able dicts, ids
+rather than references) so the store can persist them without knowing the
+handlers.  Handlers change a record and then hand it back with ``update_run``
+so the store (and the run index ListRuns pages from) sees every change.
+
+Ids are uuid4 as in KFP, so no counter needs to survive a restart.
 """
 
 from __future__ import annotations
 
+import gc
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -20,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf import message
 from protoconform.mockserver.apis.kfp import listing
+from protoconform.mockserver.apis.kfp.runindex import RunIndex
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.rpc import ApiError
+from protoconform.mockserver.store import FamilyStore, Store
 from protoconform.specs import rules as spec_rules
 from protoconform.specs.registry import Registry
 
@@ -74,6 +81,8 @@ class RunRecord:
     )  # leaf key -> {phase, started, finished, ...}
     failure: dict[str, Any] = field(default_factory=dict)  # requested failure, see lifecycle
     attempt: int = 0  # RetryRun count
+    # The lifecycle's pending steps, [virtual seconds due, step name, args], re-armed after a restart.
+    due: list[list[Any]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -97,6 +106,9 @@ class Repository(ABC):
 
     @abstractmethod
     def get_pipeline(self, pipeline_id: str) -> Pipeline | None: ...
+
+    @abstractmethod
+    def find_pipeline(self, name: str) -> Pipeline | None: ...
 
     @abstractmethod
     def get_version(self, version_id: str) -> PipelineVersion | None: ...
@@ -123,6 +135,10 @@ class Repository(ABC):
     def runs(self) -> Iterator[RunRecord]: ...
 
     @abstractmethod
+    def run_index(self) -> RunIndex:
+        """The sorted indexes ListRuns pages from (see :mod:`.runindex`)."""
+
+    @abstractmethod
     def put_object(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
@@ -133,16 +149,54 @@ class Repository(ABC):
 
 
 class MemoryRepository(Repository):
-    def __init__(self) -> None:
+    """Dicts in memory, written through to ``store`` when it is durable (a no-op otherwise)."""
+
+    def __init__(self, store: FamilyStore | None = None) -> None:
+        self._store = store or Store().family("kfp")
         self._experiments: dict[str, Experiment] = {}
         self._pipelines: dict[str, Pipeline] = {}
         self._versions: dict[str, PipelineVersion] = {}
         self._jobs: dict[str, Job] = {}
         self._runs: dict[str, RunRecord] = {}
         self._objects: dict[str, bytes] = {}
+        self._index = RunIndex()
+        self._t_experiments = self._store.table("experiments")
+        self._t_pipelines = self._store.table("pipelines")
+        self._t_versions = self._store.table("versions")
+        self._t_jobs = self._store.table("jobs")
+        self._t_runs = self._store.table("runs")
+        self._t_objects = self._store.table("objects", raw=True)
+
+    def load(self) -> None:
+        """Everything the durable store holds, back in memory (indexes rebuilt)."""
+        # Millions of new objects and no garbage: the cyclic collector would only rescan them
+        # (a third of the load time at 100k runs).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._load()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _load(self) -> None:
+        for _, experiment in self._t_experiments.load():
+            self._experiments[experiment.id] = experiment
+        for _, pipeline in self._t_pipelines.load():
+            self._pipelines[pipeline.id] = pipeline
+        for _, version in self._t_versions.load():
+            self._versions[version.id] = version
+        for _, job in self._t_jobs.load():
+            self._jobs[job.id] = job
+        for _, record in self._t_runs.load():
+            self._runs[record.id] = record
+        self._index.add_many((r.id, r.run, r.experiment_id, r.namespace) for r in self._runs.values())
+        for key, data in self._t_objects.load():
+            self._objects[key] = data
 
     def add_experiment(self, experiment: Experiment) -> None:
         self._experiments[experiment.id] = experiment
+        self._t_experiments.put(experiment.id, experiment)
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         return self._experiments.get(experiment_id)
@@ -153,36 +207,54 @@ class MemoryRepository(Repository):
     def add_pipeline(self, pipeline: Pipeline, version: PipelineVersion) -> None:
         self._pipelines[pipeline.id] = pipeline
         self._versions[version.id] = version
+        self._t_pipelines.put(pipeline.id, pipeline)
+        self._t_versions.put(version.id, version)
 
     def get_pipeline(self, pipeline_id: str) -> Pipeline | None:
         return self._pipelines.get(pipeline_id)
+
+    def find_pipeline(self, name: str) -> Pipeline | None:
+        return next((p for p in self._pipelines.values() if p.name == name), None)
 
     def get_version(self, version_id: str) -> PipelineVersion | None:
         return self._versions.get(version_id)
 
     def add_job(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self._t_jobs.put(job.id, job)
 
     def get_job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
     def insert_run(self, record: RunRecord) -> None:
         self._runs[record.id] = record
+        self._index.add(record.id, record.run, record.experiment_id, record.namespace)
+        self._t_runs.put(record.id, record)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
     def update_run(self, record: RunRecord) -> None:
-        self._runs[record.id] = record  # records are live objects here; a persistent store writes them
+        self._runs[record.id] = record
+        self._index.update(record.id, record.run, record.experiment_id, record.namespace)
+        self._t_runs.put(record.id, record)  # serialised at the next commit, as it is then
 
     def delete_run(self, run_id: str) -> bool:
-        return self._runs.pop(run_id, None) is not None
+        if self._runs.pop(run_id, None) is None:
+            return False
+        self._index.remove(run_id)
+        self._t_runs.delete(run_id)
+        return True
 
     def runs(self) -> Iterator[RunRecord]:
         return iter(list(self._runs.values()))
 
+    def run_index(self) -> RunIndex:
+        return self._index
+
     def put_object(self, key: str, data: bytes) -> None:
         self._objects[key] = data
+        self._t_objects.put(key, data, scope=key)  # the scope carries the key back at load
 
     def get_object(self, key: str) -> bytes | None:
         return self._objects.get(key)
@@ -190,6 +262,7 @@ class MemoryRepository(Repository):
     def delete_objects(self, prefix: str) -> None:
         for key in [k for k in self._objects if k.startswith(prefix)]:
             del self._objects[key]
+            self._t_objects.delete(key)
 
 
 class Messages:
