@@ -48,12 +48,12 @@ from google.protobuf import message
 from protoconform.mockserver.apis.flyte import cache, events, literals, signals
 from protoconform.mockserver.apis.flyte.compiler import END_NODE, START_NODE
 from protoconform.mockserver.apis.flyte.errors import Violation, render
-from protoconform.mockserver.apis.flyte.state import CatalogRecord, SignalKey, key_of
-from protoconform.mockserver.apis.flyte.wire import copy, stamp, text
+from protoconform.mockserver.apis.flyte.state import CatalogRecord, ExecKey, NodeKey, SignalKey, key_of
+from protoconform.mockserver.apis.flyte.wire import copy, stamp, text, to_datetime
 from protoconform.mockserver.clock import Timer
 
 if TYPE_CHECKING:
-    from protoconform.mockserver.apis.flyte.state import ExecKey, ExecutionRecord, State
+    from protoconform.mockserver.apis.flyte.state import ExecutionRecord, State
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,17 @@ class Propeller:
     def start(self, record: ExecutionRecord, source: ExecutionRecord | None = None) -> None:
         if not self.enabled:
             return
+        recovered = source is not None and record.execution.spec.metadata.mode == self._recovered()
+        run = self._run_of(record, source.key if recovered and source is not None else None)
+        if run is not None:
+            self._later(run, self._step(), self._queued)
+
+    def _run_of(self, record: ExecutionRecord, source: ExecKey | None) -> Run | None:
+        """The run of an execution, all nodes pending (None when its workflow is unknown)."""
         state = self.state
         workflow = state.table("workflows").get(key_of(record.execution.closure.workflow_id))
         if workflow is None:
-            return
+            return None
         closure = workflow.workflow.closure.compiled_workflow
         upstream = {node_id: list(ids.ids) for node_id, ids in closure.primary.connections.upstream.items()}
         tasks = {text(t.template.id): t.template for t in closure.tasks}
@@ -135,16 +142,172 @@ class Propeller:
             tasks,
             state.get_literals(record.inputs_uri),
             self._plan(record),
-            source.key
-            if source is not None and record.execution.spec.metadata.mode == self._recovered()
-            else None,
+            source,
         )
         run.overwrite_cache = record.execution.spec.overwrite_cache
         for node in run.template.nodes:
             if node.id not in (START_NODE, END_NODE):
                 run.nodes[node.id] = NodeRun(node)
         self.runs[record.key] = run
-        self._later(run, self._step(), self._queued)
+        return run
+
+    # -- resuming after a restart -----------------------------------------------------------------------
+    def resume(self) -> None:
+        """Go on with every execution in flight from what its records say (a restarted server).
+
+        flytepropeller keeps no state of its own: after a restart it re-reads each
+        FlyteWorkflow's status and continues the round it was in.  Here the records
+        (execution, node and task executions, signals, catalog) are that status: each
+        step the propeller takes is committed with its events, so a run is rebuilt
+        from them and the step that was due next is scheduled again.  A task attempt
+        that was running goes on for the rest of its duration, measured from its
+        ``started_at`` on the virtual clock; a sleep gate likewise; signal and approve
+        gates wait on their signals again; an aborting execution is aborted.
+        """
+        if not self.enabled:
+            return
+        wire = self.state.wire
+        for record in list(self.state.table("executions").scan()):
+            closure = record.execution.closure
+            phase = wire.name_of("core.WorkflowExecution.Phase", closure.phase)
+            if events.terminal(self.state, "workflow", closure.phase, "core.WorkflowExecution.Phase"):
+                continue
+            if phase == "ABORTING":
+                self.abort(record)
+                continue
+            metadata = record.execution.spec.metadata
+            source = None
+            if metadata.mode == self._recovered() and metadata.HasField("reference_execution"):
+                ref = metadata.reference_execution
+                source = ExecKey(ref.project, ref.domain, ref.name)
+            run = self._run_of(record, source)
+            if run is None:
+                continue
+            try:
+                self._resume(run, phase)
+            except Exception:  # one broken record must not keep the others (or the server) from going on
+                log.exception("simulated propeller cannot resume %s", text(run.execution_id))
+                self.runs.pop(run.key, None)
+
+    def _resume(self, run: Run, phase: str) -> None:
+        if phase == "UNDEFINED":
+            self._later(run, self._step(), self._queued)
+            return
+        if phase == "QUEUED":
+            self._later(run, self._step(), self._running)
+            return
+        run.outputs[START_NODE] = run.inputs
+        in_flight = self._resume_nodes(run)
+        if phase == "SUCCEEDING":
+            run.finishing = True
+            key = run.key
+            uri = self.state.storage("propeller", key.project, key.domain, key.name, END_NODE, "outputs.pb")
+            self._later(run, self._step(), self._succeeded, uri)
+        elif phase == "FAILING":
+            run.finishing = True
+            self._later(run, self._step(), self._failed)
+        else:
+            for node, stored in in_flight:
+                self._resume_node(run, node, stored)
+            # starts what became ready, or finishes the workflow, if that step had not been taken yet
+            self._later(run, self._step(), self._advance)
+
+    def _resume_nodes(self, run: Run) -> list[tuple[NodeRun, Any]]:
+        """Each node's status, inputs and outputs from its record; the nodes still in flight."""
+        wire = self.state.wire
+        table = self.state.table("node_executions")
+        in_flight = []
+        for node in run.nodes.values():
+            stored = table.get(NodeKey(run.key, node.node.id))
+            if stored is None:
+                continue  # not started: pending
+            closure = stored.node.closure
+            phase = wire.name_of("core.NodeExecution.Phase", closure.phase)
+            node.inputs_uri = self._uri(run, node.node.id, "inputs.pb")
+            node.inputs = self.state.get_literals(node.inputs_uri)
+            if phase in ("SUCCEEDED", "RECOVERED", "SKIPPED"):
+                node.status = "succeeded"
+                uri = closure.output_uri or self._uri(run, node.node.id, "outputs.pb")
+                run.outputs[node.node.id] = self.state.get_literals(uri)
+            elif phase in ("FAILED", "TIMED_OUT", "ABORTED"):
+                node.status = "failed"
+                if run.failed is None:
+                    run.failed = copy(closure.error)
+            else:
+                node.status = "running"
+                in_flight.append((node, stored))
+        return in_flight
+
+    def _resume_node(self, run: Run, node: NodeRun, stored: Any) -> None:
+        wire = self.state.wire
+        closure = stored.node.closure
+        if wire.name_of("core.NodeExecution.Phase", closure.phase) == "QUEUED":
+            hit = self._cached(run, node)
+            if hit is not None:
+                self._later(run, self._step(), self._cache_hit, node, hit)
+            else:
+                self._later(run, self._step(), self._node_running, node)
+            return
+        ran = self._ran(closure)
+        target = node.node.WhichOneof("target")
+        if target == "task_node" and self._template(run, node) is not None:
+            self._resume_attempt(run, node)
+        elif target == "gate_node" and node.node.gate_node.WhichOneof("condition") == "sleep":
+            duration = node.node.gate_node.sleep.duration
+            seconds = max(0.0, duration.seconds + duration.nanos / 1e9)
+            self._later(run, seconds - ran, self._node_succeeded, node, wire.new("core.LiteralMap"))
+        elif target == "gate_node":
+            self._gate(run, node)  # the signal exists: it is found again, and waited on
+        else:
+            outputs = wire.new("core.LiteralMap")
+            self._later(run, self.state.settings.node_seconds - ran, self._node_succeeded, node, outputs)
+
+    def _ran(self, closure: Any) -> float:
+        """Virtual seconds since a node or attempt started running (0 when it has not)."""
+        if not closure.HasField("started_at"):
+            return 0.0
+        return max(0.0, (self.state.now() - to_datetime(closure.started_at)).total_seconds())
+
+    def _resume_attempt(self, run: Run, node: NodeRun) -> None:
+        wire = self.state.wire
+        attempts = list(self.state.table("task_executions").scan(NodeKey(run.key, node.node.id)))
+        if not attempts:
+            self._later(run, self._step(), self._attempt, node)
+            return
+        latest = max(attempts, key=lambda a: a.key.retry_attempt)
+        node.attempt = latest.key.retry_attempt
+        closure = latest.task_execution.closure
+        phase = wire.name_of("core.TaskExecution.Phase", closure.phase)
+        if phase in ("UNDEFINED", "QUEUED", "WAITING_FOR_RESOURCES", "INITIALIZING"):
+            self._later(run, self._step(), self._task_running, node)
+        elif phase == "RUNNING":
+            ran, duration = self._ran(closure), self._duration(run, node)
+            if latest.phase_version == 0:
+                self._later(run, duration / 2 - ran, self._task_logs, node)
+            self._later(run, duration - ran, self._task_finished, node)
+        elif phase == "SUCCEEDED":
+            outputs = self.state.get_literals(self._uri(run, node.node.id, f"{node.attempt}/outputs.pb"))
+            self._later(run, self._step(), self._node_succeeded, node, outputs, self._populated(run, node))
+        elif phase == "RETRYABLE_FAILED":
+            node.attempt += 1
+            self._later(run, self._step(), self._attempt, node)
+        elif phase in ("FAILED", "ABORTED"):
+            error = copy(closure.error)
+            failed = "TIMED_OUT" if error.code == "TaskTimedOut" else "FAILED"
+            self._later(run, self._step(), self._node_failed, node, failed, error)
+
+    def _populated(self, run: Run, node: NodeRun) -> Any:
+        """The node metadata of an attempt whose outputs the catalog took (None without a cache)."""
+        template = self._template(run, node)
+        if not cache.cacheable(template):
+            return None
+        entry = self.state.table("catalog").get(cache.catalog_key(template, node.inputs))
+        if entry is None:
+            return None
+        metadata = self.state.wire.new("event.TaskNodeMetadata")
+        metadata.cache_status = self.state.wire.number("core.CatalogCacheStatus", "CACHE_POPULATED")
+        metadata.catalog_key.CopyFrom(cache.catalog_metadata(self.state, entry))
+        return metadata
 
     def _recovered(self) -> int:
         return self.state.wire.number("admin.ExecutionMetadata.ExecutionMode", "RECOVERED")
@@ -218,10 +381,12 @@ class Propeller:
         error.timestamp.CopyFrom(stamp(self.state.now()))
         return error
 
-    def _data(self, run: Run, node_id: str, name: str, literals_map: Any) -> str:
+    def _uri(self, run: Run, node_id: str, name: str) -> str:
         key = run.key
-        uri = self.state.storage("propeller", key.project, key.domain, key.name, node_id, name)
-        return self.state.put_literals(uri, literals_map)
+        return self.state.storage("propeller", key.project, key.domain, key.name, node_id, name)
+
+    def _data(self, run: Run, node_id: str, name: str, literals_map: Any) -> str:
+        return self.state.put_literals(self._uri(run, node_id, name), literals_map)
 
     # -- the workflow ---------------------------------------------------------------------------------------
     def _queued(self, run: Run) -> None:
