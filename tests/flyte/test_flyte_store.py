@@ -120,7 +120,11 @@ def _writes(admin: Admin, index: int, acknowledged: list[tuple[str, Any, bytes]]
     admin.CreateTask(id=task, spec={"template": task_template(task)})
     acknowledged.append(("task", task, admin.GetTask(id=task).SerializeToString(deterministic=True)))
     workflow = identifier("WORKFLOW", f"mod.wf{index}")
-    admin.CreateWorkflow(id=workflow, spec={"template": workflow_template(workflow, [task])})
+    spec = {
+        "template": workflow_template(workflow, [task]),
+        "description": {"short_description": f"wf {index}", "long_description": {"value": "runs add"}},
+    }
+    admin.CreateWorkflow(id=workflow, spec=spec)  # two entities: the workflow and its description
     acknowledged.append(
         ("workflow", workflow, admin.GetWorkflow(id=workflow).SerializeToString(deterministic=True))
     )
@@ -173,13 +177,13 @@ def test_every_acknowledged_write_survives_kill_9_and_ids_stay_unique(served: Ca
 
     thread = threading.Thread(target=writer)
     thread.start()
-    while len(acknowledged) < 24 and thread.is_alive():
+    while len(acknowledged) < 40 and thread.is_alive():
         stop.wait(0.05)
     server.kill()  # while the writer is in the middle of a call
     stop.set()
     thread.join(30)
     assert not failures, failures
-    assert len(acknowledged) >= 24
+    assert len(acknowledged) >= 40
 
     server.start()
     admin = server.client(Admin)
@@ -203,20 +207,28 @@ def test_every_acknowledged_write_survives_kill_9_and_ids_stay_unique(served: Ca
     for kind, ident, before in acknowledged:
         if kind == "execution":
             assert executions[ident["name"]].SerializeToString(deterministic=True) == before
-            data = admin.GetExecutionData(id=ident)
-            assert plain(data.full_inputs) == {
-                "a": int(ident["name"][1:]),
-                "b": 1,
-            }
         if kind == "task":
             assert ident["name"] in tasks
         if kind == "plan":
             active = admin.ListActiveLaunchPlans(project="p1", domain=DOMAIN, limit=1000).launch_plans
             assert ident["name"] in {p.id.name for p in active}
-    # A call cut by the kill is all or nothing: a workflow without its launch plan, or a launch plan
-    # that exists, is whole (Get answers it).
-    for name in executions:
-        assert admin.GetExecution(id={"project": "p1", "domain": DOMAIN, "name": name}).closure.phase
+
+    # A call cut by the kill is all or nothing: every workflow has its description entity and every
+    # description its workflow; every execution has its inputs.
+    def found(call: Callable[..., Any], **request: Any) -> bool:
+        try:
+            call(**request)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error
+            return False
+        return True
+
+    for index in range(rounds["started"]):
+        workflow = identifier("WORKFLOW", f"mod.wf{index}")
+        assert found(admin.GetWorkflow, id=workflow) == found(admin.GetDescriptionEntity, id=workflow)
+    for name, execution in executions.items():
+        index = int(name[1:])
+        assert plain(admin.GetExecutionData(id=execution.id).full_inputs) == {"a": index, "b": 1}
 
     # New writes after the restart take new rows: every record of the file has a row of its own.
     for index in range(rounds["started"] + 1, rounds["started"] + 3):
