@@ -35,8 +35,8 @@ def _free_port() -> int:
 class Served:
     """A server process on a store file, restartable on the same ports (signed URLs name the address)."""
 
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
-        self.path = tmp_path / "flyte.db"
+    def __init__(self, path: Path, *extra: str) -> None:
+        self.path = path
         self.args = [
             "--api",
             "flyte",
@@ -92,7 +92,7 @@ def served(tmp_path: Path) -> Any:
     made: list[Served] = []
 
     def make(*extra: str) -> Served:
-        made.append(Served(tmp_path, *extra))
+        made.append(Served(tmp_path / f"flyte{len(made)}.db", *extra))
         return made[-1]
 
     yield make
@@ -374,3 +374,161 @@ def test_uploads_and_agent_jobs_survive_and_a_reset_empties_the_store(served: Ca
     with pytest.raises(grpc.RpcError) as refused:
         server.client(AsyncAgent).GetTask(task_category=category, resource_meta=meta)
     assert refused.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+# -- the same history with and without restarts ------------------------------------------------------------
+
+CACHED = {"discoverable": True, "discovery_version": "1.0"}
+Action = tuple[str, Any]
+
+
+def _scenario(split: int = 1) -> list[Action]:
+    """Registrations, then executions of every kind the simulation runs, with the clock moving between
+    (each move in ``split`` parts, for more points to kill the server at)."""
+
+    def register(admin: Admin, signals: Any) -> None:
+        admin.project("p1")
+        add = admin.task("mod.add", metadata={"retries": {"retries": 1}})
+        admin.task("mod.twice", metadata=CACHED)
+        admin.workflow("mod.two", tasks=[add, add])
+        admin.launch_plan("mod.two")
+        gate = identifier("WORKFLOW", "mod.gate")
+        node = {"id": "ok", "metadata": {"name": "ok"}, "gate_node": {"approve": {"signal_id": "ok"}}}
+        template = {"id": gate, "interface": {}, "nodes": [node]}
+        admin.CreateWorkflow(id=gate, spec={"template": template})
+        admin.launch_plan("mod.gate")
+
+    def launch(name: str, plan: str = "mod.two", kind: str = "LAUNCH_PLAN", **labels: str) -> Any:
+        def call(admin: Admin, signals: Any) -> None:
+            spec = {
+                "launch_plan": identifier(kind, plan),
+                "labels": {
+                    "values": {f"protoconform.io/{k.replace('_', '-')}": v for k, v in labels.items()}
+                },
+            }
+            inputs = literal_map() if plan == "mod.gate" else literal_map(a=len(name), b=2)
+            admin.CreateExecution(project="p1", domain=DOMAIN, name=name, spec=spec, inputs=inputs)
+
+        return call
+
+    def terminate(admin: Admin, signals: Any) -> None:
+        admin.TerminateExecution(id={"project": "p1", "domain": DOMAIN, "name": "stopped"}, cause="enough")
+
+    def approve(admin: Admin, signals: Any) -> None:
+        ident = {"execution_id": {"project": "p1", "domain": DOMAIN, "name": "gated"}, "signal_id": "ok"}
+        signals.SetSignal(id=ident, value=literal_map(v=True)["literals"]["v"])
+
+    actions: list[Action] = [
+        ("call", register),
+        ("call", launch("ok")),
+        ("call", launch("retried", fail_node="n1", fail_attempts="1")),
+        ("call", launch("failing", fail_node="n0")),
+        ("call", launch("slow", fail_node="n1", fail_mode="timeout")),
+        ("call", launch("cached", "mod.twice", "TASK")),
+        ("call", launch("stopped")),
+        ("call", launch("gated", "mod.gate")),
+        ("advance", 1.2),
+        ("advance", 1.2),
+        ("call", terminate),
+        ("advance", 1.2),
+        ("call", launch("hit", "mod.twice", "TASK")),  # "cached" is running: no hit yet
+        ("advance", 1.2),
+        ("call", approve),
+        ("advance", 1.2),
+        ("advance", 1.2),
+        ("call", launch("hat", "mod.twice", "TASK")),  # same inputs as "hit" (names of one length)
+        ("advance", 1.2),
+        ("advance", 1.2),
+        ("advance", 60),
+    ]
+    return [
+        part
+        for action in actions
+        for part in ([("advance", action[1] / split)] * split if action[0] == "advance" else [action])
+    ]
+
+
+def _history(admin: Admin) -> dict[str, Any]:
+    """What a client sees of every execution at the end: phases, errors, outputs, nodes and attempts."""
+    seen: dict[str, Any] = {}
+    scope = {"project": "p1", "domain": DOMAIN}
+    for execution in admin.list_all("ListExecutions", id=scope, limit=100):
+        ident = json_format.MessageToDict(execution.id, preserving_proto_field_name=True)
+        origin = execution.closure.created_at.ToMilliseconds()  # servers' clocks start at other moments
+
+        def since(stamp: Any, origin: int = origin) -> int | None:
+            return stamp.ToMilliseconds() - origin if stamp.seconds or stamp.nanos else None
+
+        nodes = {}
+        for node in admin.list_all("ListNodeExecutions", workflow_execution_id=ident, limit=100):
+            key = {"execution_id": ident, "node_id": node.id.node_id}
+            attempts = admin.ListTaskExecutions(node_execution_id=key, limit=100).task_executions
+            nodes[node.id.node_id] = (
+                _enum_name("flyteidl.core.NodeExecution.Phase", node.closure.phase),
+                node.closure.error.code,
+                node.closure.task_node_metadata.cache_status,
+                sorted(
+                    (
+                        a.id.retry_attempt,
+                        _enum_name("flyteidl.core.TaskExecution.Phase", a.closure.phase),
+                        since(a.closure.started_at),
+                        since(a.closure.updated_at),
+                    )
+                    for a in attempts
+                ),
+                since(node.closure.started_at),
+                since(node.closure.updated_at),
+            )
+        outputs = admin.GetExecutionData(id=ident).full_outputs
+        seen[execution.id.name] = (
+            _enum_name("flyteidl.core.WorkflowExecution.Phase", execution.closure.phase),
+            execution.closure.error.code,
+            since(execution.closure.updated_at),
+            plain(outputs),
+            nodes,
+        )
+    return seen
+
+
+def _play(server: Served, actions: list[Action], kill_after: set[int]) -> dict[str, Any]:
+    server.start()
+    for number, (kind, value) in enumerate(actions):
+        if kind == "advance":
+            server.advance(value)
+        else:
+            value(server.client(Admin), server.client(Signals))
+        if number in kill_after:
+            server.kill()
+            server.start()
+    return _history(server.client(Admin))
+
+
+def _kills_give_the_same_history(
+    served: Callable[..., Served], kill_after: set[int] | None, split: int = 1
+) -> None:
+    actions = _scenario(split)
+    reference = _play(served(), actions, set())
+    assert {name: found[0] for name, found in reference.items()} == {
+        "ok": "SUCCEEDED",
+        "retried": "SUCCEEDED",
+        "failing": "FAILED",
+        "slow": "FAILED",
+        "cached": "SUCCEEDED",
+        "stopped": "ABORTED",
+        "gated": "SUCCEEDED",
+        "hit": "SUCCEEDED",
+        "hat": "SUCCEEDED",
+    }
+    assert [a[:2] for a in reference["retried"][4]["n1"][3]] == [(0, "RETRYABLE_FAILED"), (1, "SUCCEEDED")]
+    assert (reference["hit"][4]["twice"][2], reference["hat"][4]["twice"][2]) == (3, 2)  # populated, hit
+    everywhere = set(range(len(actions)))
+    assert _play(served(), actions, everywhere if kill_after is None else kill_after) == reference
+
+
+def test_kill_9_between_steps_changes_nothing_a_client_sees(served: Callable[..., Served]) -> None:
+    _kills_give_the_same_history(served, {9, 11, 15})
+
+
+@pytest.mark.slow
+def test_kill_9_after_every_step_changes_nothing_a_client_sees(served: Callable[..., Served]) -> None:
+    _kills_give_the_same_history(served, None, split=4)

@@ -42,6 +42,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import message
@@ -99,8 +100,18 @@ class Propeller:
 
     # -- scheduling -----------------------------------------------------------------------------------
     def _later(
-        self, run: Run, delay: float, step: Callable[..., None], *args: Any, final: bool = False
+        self,
+        run: Run,
+        delay: float,
+        step: Callable[..., None],
+        *args: Any,
+        final: bool = False,
+        since: datetime | None = None,
     ) -> None:
+        """Run ``step`` ``delay`` virtual seconds from now (from ``since``, a moment past, when given)."""
+        if since is not None:
+            delay -= (self.state.now() - since).total_seconds()
+
         def fire() -> None:
             if run.done and not final:
                 return
@@ -173,7 +184,8 @@ class Propeller:
             if events.terminal(self.state, "workflow", closure.phase, "core.WorkflowExecution.Phase"):
                 continue
             if phase == "ABORTING":
-                self.abort(record)
+                asked = self.state.store.get_meta("aborting", {}).get(record.key)
+                self.abort(record, since=asked or self.state.now())
                 continue
             metadata = record.execution.spec.metadata
             source = None
@@ -184,43 +196,47 @@ class Propeller:
             if run is None:
                 continue
             try:
-                self._resume(run, phase)
+                self._resume(run, record, phase)
             except Exception:  # one broken record must not keep the others (or the server) from going on
                 log.exception("simulated propeller cannot resume %s", text(run.execution_id))
                 self.runs.pop(run.key, None)
 
-    def _resume(self, run: Run, phase: str) -> None:
+    def _resume(self, run: Run, record: ExecutionRecord, phase: str) -> None:
+        # Each step is due where it would have been: a step after the last report it follows.
+        since = to_datetime(record.execution.closure.updated_at)
         if phase == "UNDEFINED":
-            self._later(run, self._step(), self._queued)
+            self._later(run, self._step(), self._queued, since=since)
             return
         if phase == "QUEUED":
-            self._later(run, self._step(), self._running)
+            self._later(run, self._step(), self._running, since=since)
             return
         run.outputs[START_NODE] = run.inputs
-        in_flight = self._resume_nodes(run)
+        in_flight, last = self._resume_nodes(run)
         if phase == "SUCCEEDING":
             run.finishing = True
-            key = run.key
-            uri = self.state.storage("propeller", key.project, key.domain, key.name, END_NODE, "outputs.pb")
-            self._later(run, self._step(), self._succeeded, uri)
+            uri = self._uri(run, END_NODE, "outputs.pb")
+            self._later(run, self._step(), self._succeeded, uri, since=since)
         elif phase == "FAILING":
             run.finishing = True
-            self._later(run, self._step(), self._failed)
+            self._later(run, self._step(), self._failed, since=since)
         else:
             for node, stored in in_flight:
                 self._resume_node(run, node, stored)
             # starts what became ready, or finishes the workflow, if that step had not been taken yet
-            self._later(run, self._step(), self._advance)
+            self._advance(run, since=max(last, since))
 
-    def _resume_nodes(self, run: Run) -> list[tuple[NodeRun, Any]]:
-        """Each node's status, inputs and outputs from its record; the nodes still in flight."""
+    def _resume_nodes(self, run: Run) -> tuple[list[tuple[NodeRun, Any]], datetime]:
+        """Each node's status, inputs and outputs from its record: the nodes still in flight, and when
+        a node last changed."""
         wire = self.state.wire
         table = self.state.table("node_executions")
         in_flight = []
+        last = datetime.min.replace(tzinfo=self.state.now().tzinfo)
         for node in run.nodes.values():
             stored = table.get(NodeKey(run.key, node.node.id))
             if stored is None:
                 continue  # not started: pending
+            last = max(last, stored.updated_at)
             closure = stored.node.closure
             phase = wire.name_of("core.NodeExecution.Phase", closure.phase)
             node.inputs_uri = self._uri(run, node.node.id, "inputs.pb")
@@ -236,7 +252,7 @@ class Propeller:
             else:
                 node.status = "running"
                 in_flight.append((node, stored))
-        return in_flight
+        return in_flight, last
 
     def _resume_node(self, run: Run, node: NodeRun, stored: Any) -> None:
         wire = self.state.wire
@@ -244,20 +260,20 @@ class Propeller:
         if wire.name_of("core.NodeExecution.Phase", closure.phase) == "QUEUED":
             hit = self._cached(run, node)
             if hit is not None:
-                self._later(run, self._step(), self._cache_hit, node, hit)
+                self._later(run, self._step(), self._cache_hit, node, hit, since=stored.updated_at)
             else:
-                self._later(run, self._step(), self._node_running, node)
+                self._later(run, self._step(), self._node_running, node, since=stored.updated_at)
             return
         ran = self._ran(closure)
         target = node.node.WhichOneof("target")
         if target == "task_node" and self._template(run, node) is not None:
-            self._resume_attempt(run, node)
+            self._resume_attempt(run, node, stored)
         elif target == "gate_node" and node.node.gate_node.WhichOneof("condition") == "sleep":
             duration = node.node.gate_node.sleep.duration
             seconds = max(0.0, duration.seconds + duration.nanos / 1e9)
             self._later(run, seconds - ran, self._node_succeeded, node, wire.new("core.LiteralMap"))
         elif target == "gate_node":
-            self._gate(run, node)  # the signal exists: it is found again, and waited on
+            self._gate(run, node, since=stored.updated_at)  # its signal is found again, and waited on
         else:
             outputs = wire.new("core.LiteralMap")
             self._later(run, self.state.settings.node_seconds - ran, self._node_succeeded, node, outputs)
@@ -268,18 +284,19 @@ class Propeller:
             return 0.0
         return max(0.0, (self.state.now() - to_datetime(closure.started_at)).total_seconds())
 
-    def _resume_attempt(self, run: Run, node: NodeRun) -> None:
+    def _resume_attempt(self, run: Run, node: NodeRun, stored: Any) -> None:
         wire = self.state.wire
         attempts = list(self.state.table("task_executions").scan(NodeKey(run.key, node.node.id)))
         if not attempts:
-            self._later(run, self._step(), self._attempt, node)
+            self._later(run, self._step(), self._attempt, node, since=stored.updated_at)
             return
         latest = max(attempts, key=lambda a: a.key.retry_attempt)
         node.attempt = latest.key.retry_attempt
         closure = latest.task_execution.closure
         phase = wire.name_of("core.TaskExecution.Phase", closure.phase)
+        since = latest.updated_at
         if phase in ("UNDEFINED", "QUEUED", "WAITING_FOR_RESOURCES", "INITIALIZING"):
-            self._later(run, self._step(), self._task_running, node)
+            self._later(run, self._step(), self._task_running, node, since=since)
         elif phase == "RUNNING":
             ran, duration = self._ran(closure), self._duration(run, node)
             if latest.phase_version == 0:
@@ -287,14 +304,15 @@ class Propeller:
             self._later(run, duration - ran, self._task_finished, node)
         elif phase == "SUCCEEDED":
             outputs = self.state.get_literals(self._uri(run, node.node.id, f"{node.attempt}/outputs.pb"))
-            self._later(run, self._step(), self._node_succeeded, node, outputs, self._populated(run, node))
+            metadata = self._populated(run, node)
+            self._later(run, self._step(), self._node_succeeded, node, outputs, metadata, since=since)
         elif phase == "RETRYABLE_FAILED":
             node.attempt += 1
-            self._later(run, self._step(), self._attempt, node)
+            self._later(run, self._step(), self._attempt, node, since=since)
         elif phase in ("FAILED", "ABORTED"):
             error = copy(closure.error)
             failed = "TIMED_OUT" if error.code == "TaskTimedOut" else "FAILED"
-            self._later(run, self._step(), self._node_failed, node, failed, error)
+            self._later(run, self._step(), self._node_failed, node, failed, error, since=since)
 
     def _populated(self, run: Run, node: NodeRun) -> Any:
         """The node metadata of an attempt whose outputs the catalog took (None without a cache)."""
@@ -401,7 +419,7 @@ class Propeller:
         )
         self._advance(run)
 
-    def _advance(self, run: Run) -> None:
+    def _advance(self, run: Run, since: datetime | None = None) -> None:
         for node in run.nodes.values():
             if node.status != "pending" or run.failed is not None:
                 continue
@@ -416,9 +434,9 @@ class Propeller:
             return
         run.finishing = True
         if run.failed is not None:
-            self._later(run, self._step(), self._fail_workflow)
+            self._later(run, self._step(), self._fail_workflow, since=since)
         elif all(n.status == "succeeded" for n in run.nodes.values()):
-            self._later(run, self._step(), self._succeed_workflow)
+            self._later(run, self._step(), self._succeed_workflow, since=since)
 
     def _start_node(self, run: Run, node: NodeRun) -> None:
         wire = self.state.wire
@@ -482,7 +500,7 @@ class Propeller:
             )
 
     # -- gate nodes ------------------------------------------------------------------------------------------
-    def _gate(self, run: Run, node: NodeRun) -> None:
+    def _gate(self, run: Run, node: NodeRun, since: datetime | None = None) -> None:
         gate = node.node.gate_node
         kind = gate.WhichOneof("condition")
         wire = self.state.wire
@@ -495,7 +513,7 @@ class Propeller:
             error = self._error(
                 "BadSpecificationError", "gateNode does not have a supported condition reference", "SYSTEM"
             )
-            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error, since=since)
             return
         if kind == "signal":
             signal_id, literal_type = gate.signal.signal_id, gate.signal.type
@@ -511,11 +529,12 @@ class Propeller:
             error = self._error(
                 "RuntimeExecutionError", f"failed to get or create signal: {reason}", "SYSTEM"
             )
-            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error, since=since)
             return
         run.waiting[signal_id] = node
-        if record.signal.HasField("value"):  # set before the gate was reached
-            self._later(run, self._step(), self._gate_open, node, signal_id)
+        if record.signal.HasField("value"):  # set before the gate was reached (or before a restart)
+            set_at = max(since, record.updated_at) if since is not None else None
+            self._later(run, self._step(), self._gate_open, node, signal_id, since=set_at)
 
     def signalled(self, key: SignalKey) -> None:
         """SetSignal gave ``key`` a value: the gate waiting on it opens at the propeller's next round."""
@@ -721,7 +740,7 @@ class Propeller:
         self.runs.pop(run.key, None)
 
     # -- aborting ---------------------------------------------------------------------------------------
-    def abort(self, record: ExecutionRecord) -> None:
+    def abort(self, record: ExecutionRecord, since: datetime | None = None) -> None:
         run = self.runs.get(record.key)
         if run is None:
             if self.enabled:  # nothing left to run (e.g. created before a reset): report the abort alone
@@ -740,7 +759,11 @@ class Propeller:
             timer.cancel()
         run.timers.clear()
         run.done = True
-        self._later(run, self._step(), self._abort_now, final=True)
+        if since is None:  # when it was asked: a restart aborts it a step after that, as it would have
+            aborting = dict(self.state.store.get_meta("aborting", {}))
+            aborting[record.key] = since = self.state.now()
+            self.state.store.set_meta("aborting", aborting)
+        self._later(run, self._step(), self._abort_now, final=True, since=since)
 
     def _abort_now(self, run: Run) -> None:
         table = self.state.table("node_executions")
@@ -765,3 +788,6 @@ class Propeller:
             self._node_event(run, node.key.node_id, "ABORTED")
         self._workflow_event(run, "ABORTED")
         self.runs.pop(run.key, None)
+        aborting = dict(self.state.store.get_meta("aborting", {}))
+        if aborting.pop(run.key, None) is not None:
+            self.state.store.set_meta("aborting", aborting)

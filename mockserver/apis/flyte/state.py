@@ -318,6 +318,13 @@ class Repository(ABC):
     def secret(self, name: str) -> bytes:
         """A random key of this server's, drawn once and kept as long as the data."""
 
+    @abstractmethod
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        """A small value kept beside the tables (engine bookkeeping)."""
+
+    @abstractmethod
+    def set_meta(self, name: str, value: Any) -> None: ...
+
 
 class MemoryTable(Table):
     def __init__(self, log_size: int = CHANGE_LOG_SIZE) -> None:
@@ -414,6 +421,7 @@ class MemoryRepository(Repository):
         self.durable = self._store is not None
         self._objects: dict[str, bytes] = {}
         self._secrets: dict[str, bytes] = {}
+        self._meta: dict[str, Any] = {}
         if self._store is None:
             self._tables: dict[str, MemoryTable] = {name: MemoryTable() for name in TABLES}
             self._row = 0
@@ -444,6 +452,17 @@ class MemoryRepository(Repository):
 
     def get_object(self, uri: str) -> bytes | None:
         return self._objects.get(uri)
+
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        if name not in self._meta and self._store is not None:
+            self._meta[name] = self._store.get_meta(f"state.{name}", default)
+        return self._meta.get(name, default)
+
+    def set_meta(self, name: str, value: Any) -> None:
+        """Keep ``value`` (written as it is now: hand it again after changing it)."""
+        self._meta[name] = value
+        if self._store is not None:
+            self._store.set_meta(f"state.{name}", value)
 
     def secret(self, name: str) -> bytes:
         """A random key of this server's (e.g. for signing URLs), kept with the data it signs for."""
