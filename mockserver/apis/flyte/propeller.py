@@ -34,6 +34,15 @@ running task attempts and nodes are ABORTED and the workflow ABORTED.  A
 recovered execution reports the nodes its source completed as RECOVERED.
 
 ``--flyte-propeller off`` turns all of this off: executions move only by events.
+
+After a restart on a durable store (:meth:`Propeller.resume`) the propeller does
+what flytepropeller does: it keeps no state of its own and re-reads each
+workflow's status.  Every step is committed with the events it reports, so the
+records say where each execution stood; its run is rebuilt from them and the
+step that was due next is scheduled for when it was due (a step after the
+report it follows, the rest of a running attempt's or a sleep's duration).
+Timers are not stored; the one piece of bookkeeping kept beside the tables is
+when a termination was asked, so the abort comes a step after it.
 """
 
 from __future__ import annotations
