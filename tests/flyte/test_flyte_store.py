@@ -16,7 +16,18 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from flyte_support import DOMAIN, Admin, identifier, literal_map, plain, task_template, workflow_template
+from flyte_support import (
+    DOMAIN,
+    PLAUSIBLE,
+    Admin,
+    admin_methods,
+    build_world,
+    identifier,
+    literal_map,
+    plain,
+    task_template,
+    workflow_template,
+)
 from google.protobuf import json_format
 from protoconform.mockserver.launcher import ServerProcess
 from protoconform.mockserver.store import SqliteStore, open_store
@@ -241,6 +252,48 @@ def test_every_acknowledged_write_survives_kill_9_and_ids_stay_unique(served: Ca
         rows += [record.row for _, (_, record) in store.family("flyte").table(name).load()]
     store.close()
     assert len(rows) == len(set(rows)) and len(rows) > len(acknowledged)
+
+
+# -- every read answers as before ------------------------------------------------------------------------
+
+READS = ("Get", "List")
+
+
+def _reads(admin: Admin) -> dict[str, Any]:
+    """The answer (or refusal) of every AdminService read, with its plausible request."""
+    answers: dict[str, Any] = {}
+    for method in admin_methods():
+        if method.startswith(READS) and method in PLAUSIBLE:
+            try:
+                answers[method] = getattr(admin, method)(PLAUSIBLE[method]()).SerializeToString(
+                    deterministic=True
+                )
+            except grpc.RpcError as error:
+                answers[method] = (error.code(), error.details())
+    return answers
+
+
+def test_every_admin_read_answers_as_before_a_kill(served: Callable[..., Served]) -> None:
+    server = served().start()
+
+    class Remote(Admin):
+        def advance(self, seconds: float) -> None:
+            server.advance(seconds)
+
+    admin = build_world(Remote(server.channel, None))  # type: ignore[arg-type]
+    for method in admin_methods():  # every kind of write once, each acknowledged
+        if not method.startswith(READS) and method in PLAUSIBLE:
+            try:
+                getattr(admin, method)(PLAUSIBLE[method]())
+            except grpc.RpcError as error:  # refused: it changed nothing (the fuzz tests say so)
+                assert error.code() != grpc.StatusCode.UNAVAILABLE, (method, error)
+    server.advance(0.7)  # executions made by the writes are part way
+    before = _reads(admin)
+    assert sum(not isinstance(answer, tuple) for answer in before.values()) > 30
+    server.kill()
+    server.start()
+    after = _reads(server.client(Admin))
+    assert {m: a for m, a in after.items() if a != before[m]} == {}
 
 
 # -- the engines go on ------------------------------------------------------------------------------------

@@ -506,7 +506,10 @@ class State:
         self.wire = Wire(registry)
         self.store = store or MemoryRepository()
         self.config: dict[str, Any] = dict(self.rules.extra["admin"])
-        self.started = clock.now()
+        self.started = self.store.get_meta("started")  # the version's build time: kept across restarts
+        if self.started is None:
+            self.started = clock.now()
+            self.store.set_meta("started", self.started)
         self.caches: dict[str, Any] = {}  # derived data (list selections, row indexes), never the truth
         self.propeller = Propeller(self)
 
