@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--store", default="memory", help="the server's --store (default: memory)")
     args = parser.parse_args(argv)
+    if args.store.startswith("sqlite:") and Path(args.store.partition(":")[2]).exists():
+        parser.error(f"--store {args.store}: the file exists; the benchmark registers into a new one")
 
     ids = task_ids(args.tasks)
     main_ids = [i for i in ids if i[:2] == MAIN]  # registration order
