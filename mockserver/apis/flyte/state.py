@@ -413,6 +413,9 @@ class DurableTable(MemoryTable):
         return True
 
 
+_MISSING = object()
+
+
 class MemoryRepository(Repository):
     """Tables and objects in memory; with a durable ``store``, written through to it and loaded from it."""
 
@@ -455,7 +458,9 @@ class MemoryRepository(Repository):
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         if name not in self._meta and self._store is not None:
-            self._meta[name] = self._store.get_meta(f"state.{name}", default)
+            found = self._store.get_meta(f"state.{name}", _MISSING)
+            if found is not _MISSING:
+                self._meta[name] = found
         return self._meta.get(name, default)
 
     def set_meta(self, name: str, value: Any) -> None:
