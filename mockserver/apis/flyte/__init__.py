@@ -36,10 +36,12 @@ from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing regis
     attributes,
     auth,
     cache,
+    columns,
     dataproxy,
     entities,
     events,
     executions,
+    listing,
     nodes,
     projects,
     registration,
@@ -153,6 +155,9 @@ def create_state(
     """The family's state; with a durable store, loaded from it, and the simulated propeller goes on."""
     fields = {k: options[k] for k in Settings.__dataclass_fields__ if k in options}
     state = State(clock, registry, Settings(**fields), MemoryRepository(store))
+    listing.keep_indexes(
+        state, {table: columns.model(state, entity) for table, entity in listing.KEPT.items()}
+    )
     if state.store.durable:
         state.propeller.resume()
     return state

@@ -449,6 +449,23 @@ def scanned(
     return records
 
 
+KEPT = {"tasks": "t", "workflows": "w", "launch_plans": "l", "executions": "e"}  # table -> entity
+KEPT_ORDERS = ("text", "int", "timestamp", "duration")  # column kinds whose order is kept at write time
+
+
+def keep_indexes(state: State, models: dict[str, Model]) -> None:
+    """Index the large tables at write time (``models``: the listing model of each table of KEPT), so
+    that a listing's first page builds nothing: every scope's value indexes of the columns worth one
+    (not ``id``: one value per record) and the orders of the columns that have one."""
+    found = _indexes(state)
+    for table, model in models.items():
+        kinds = contract_of(state).columns(model.primary)
+        getters = model.getters[model.primary]
+        values = {c: getters[c] for c, kind in kinds.items() if kind in INDEXED_KINDS and c != "id"}
+        orders = {c: getters[c] for c, kind in kinds.items() if kind in KEPT_ORDERS}
+        found.keep(table, state.table(table), values, orders)
+
+
 def _indexes(state: State) -> indexes.Indexes:
     found = state.caches.get("indexes")
     if found is None:

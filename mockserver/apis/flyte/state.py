@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -276,6 +276,14 @@ class Table(ABC):
     def changes(self, since: int) -> list[Change] | None:
         """The writes after version ``since``, oldest first; None when they are no longer known."""
 
+    @abstractmethod
+    def scopes(self) -> Iterator[Hashable]:
+        """The scopes holding records."""
+
+    @abstractmethod
+    def watch(self, watcher: Callable[[Change], None]) -> None:
+        """Call ``watcher`` with each write once it is done (derived data kept up to date at write time)."""
+
 
 CHANGE_LOG_SIZE = 10_000  # writes a table remembers for derived data to catch up with
 
@@ -336,14 +344,18 @@ class MemoryTable(Table):
         self._log: list[Change] = []  # the writes after version self._log_start
         self._log_start = 0
         self._log_size = log_size
+        self._watchers: list[Callable[[Change], None]] = []
 
     def _wrote(self, kind: str, key: Hashable, scope: Hashable) -> None:
         self._version += 1
         self._scope_versions[scope] = self._version
-        self._log.append(Change(kind, key, scope))
+        change = Change(kind, key, scope)
+        self._log.append(change)
         if len(self._log) >= 2 * self._log_size:  # trimmed in halves, so a write costs O(1) on average
             del self._log[: self._log_size]
             self._log_start += self._log_size
+        for watcher in self._watchers:
+            watcher(change)
 
     def get(self, key: Hashable) -> Any | None:
         return self._records.get(key)
@@ -384,6 +396,12 @@ class MemoryTable(Table):
         if since < self._log_start or since > self._version:
             return None
         return self._log[since - self._log_start :]
+
+    def scopes(self) -> Iterator[Hashable]:
+        return iter([scope for scope, keys in self._scopes.items() if keys])
+
+    def watch(self, watcher: Callable[[Change], None]) -> None:
+        self._watchers.append(watcher)
 
 
 class DurableTable(MemoryTable):
