@@ -155,9 +155,8 @@ def create_state(
     """The family's state; with a durable store, loaded from it, and the simulated propeller goes on."""
     fields = {k: options[k] for k in Settings.__dataclass_fields__ if k in options}
     state = State(clock, registry, Settings(**fields), MemoryRepository(store))
-    listing.keep_indexes(
-        state, {table: columns.model(state, entity) for table, entity in listing.KEPT.items()}
-    )
+    models = {table: columns.model(state, kept.entity) for table, kept in listing.KEPT.items()}
+    listing.keep_indexes(state, models)  # before the propeller goes on: its writes are indexed too
     if state.store.durable:
         state.propeller.resume()
     return state
