@@ -12,10 +12,11 @@ reaches back to it.
 
 The large tables (tasks, workflows, launch plans, executions) have their scope
 indexes kept at write time instead (:meth:`Indexes.keep`): every scope's index,
-with the value index and the order of each listed column, follows each write as
-it happens, so the first page of a new filter or sort builds nothing.  Orders
-are sorted lists of sublists (``sortedcontainers``): a write costs O(log n) per
-column, not a shift of the whole order.
+with the value indexes and orders of the columns clients list them by
+(``listing.KEPT``), follows each write as it happens, so the first page of such
+a listing builds nothing; other columns are indexed at their first listing.
+Orders are sorted lists of sublists (``sortedcontainers``): a write costs
+O(log n) per column, not a shift of the whole order.
 """
 
 from __future__ import annotations
