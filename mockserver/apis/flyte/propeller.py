@@ -208,6 +208,8 @@ class Propeller:
                 self._resume(run, record, phase)
             except Exception:  # one broken record must not keep the others (or the server) from going on
                 log.exception("simulated propeller cannot resume %s", text(run.execution_id))
+                for timer in run.timers:
+                    timer.cancel()
                 self.runs.pop(run.key, None)
 
     def _resume(self, run: Run, record: ExecutionRecord, phase: str) -> None:
