@@ -467,6 +467,9 @@ def _scenario(split: int = 1) -> list[Action]:
     def terminate(admin: Admin, signals: Any) -> None:
         admin.TerminateExecution(id={"project": "p1", "domain": DOMAIN, "name": "stopped"}, cause="enough")
 
+    def recover(admin: Admin, signals: Any) -> None:  # n0 is RECOVERED, n1 runs (and times out) again
+        admin.RecoverExecution(id={"project": "p1", "domain": DOMAIN, "name": "slow"}, name="again")
+
     def approve(admin: Admin, signals: Any) -> None:
         ident = {"execution_id": {"project": "p1", "domain": DOMAIN, "name": "gated"}, "signal_id": "ok"}
         signals.SetSignal(id=ident, value=literal_map(v=True)["literals"]["v"])
@@ -490,6 +493,10 @@ def _scenario(split: int = 1) -> list[Action]:
         ("advance", 1.2),
         ("advance", 1.2),
         ("call", launch("hat", "mod.twice", "TASK")),  # same inputs as "hit" (names of one length)
+        ("advance", 1.2),
+        ("advance", 1.2),
+        ("advance", 5),
+        ("call", recover),
         ("advance", 1.2),
         ("advance", 1.2),
         ("advance", 60),
@@ -571,7 +578,9 @@ def _kills_give_the_same_history(
         "gated": "SUCCEEDED",
         "hit": "SUCCEEDED",
         "hat": "SUCCEEDED",
+        "again": "FAILED",
     }
+    assert [reference["again"][4][n][0] for n in ("n0", "n1")] == ["RECOVERED", "TIMED_OUT"]
     assert [a[:2] for a in reference["retried"][4]["n1"][3]] == [(0, "RETRYABLE_FAILED"), (1, "SUCCEEDED")]
     assert (reference["hit"][4]["twice"][2], reference["hat"][4]["twice"][2]) == (3, 2)  # populated, hit
     everywhere = set(range(len(actions)))
@@ -579,7 +588,7 @@ def _kills_give_the_same_history(
 
 
 def test_kill_9_between_steps_changes_nothing_a_client_sees(served: Callable[..., Served]) -> None:
-    _kills_give_the_same_history(served, {9, 11, 15})
+    _kills_give_the_same_history(served, {9, 11, 15, 21, 22})
 
 
 @pytest.mark.slow
