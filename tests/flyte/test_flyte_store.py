@@ -400,6 +400,10 @@ def test_uploads_and_agent_jobs_survive_and_a_reset_empties_the_store(served: Ca
     agent = server.client(AsyncAgent)
     meta = agent.create()
     category = CATEGORY
+    # the key that signs job handles is no object a signed download URL could reach
+    for native in ("protoconform://agents/secret", ""):
+        reach = proxy.CreateDownloadLocation(native_url=native or made.native_url, expires_in="60s")
+        assert requests.get(reach.signed_url, timeout=10).status_code == (404 if native else 200)
     server.kill()
 
     server.start()
