@@ -36,10 +36,12 @@ from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing regis
     attributes,
     auth,
     cache,
+    columns,
     dataproxy,
     entities,
     events,
     executions,
+    listing,
     nodes,
     projects,
     registration,
@@ -47,7 +49,7 @@ from protoconform.mockserver.apis.flyte import (  # noqa: F401 - importing regis
 )
 from protoconform.mockserver.apis.flyte.agents_jobs import check_agents, parse_agent
 from protoconform.mockserver.apis.flyte.dataproxy_http import install_routes
-from protoconform.mockserver.apis.flyte.state import Settings, State
+from protoconform.mockserver.apis.flyte.state import MemoryRepository, Settings, State
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.store import FamilyStore
 from protoconform.specs.argtypes import positive
@@ -150,5 +152,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def create_state(
     options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
 ) -> State:
+    """The family's state; with a durable store, loaded from it, and the simulated propeller goes on."""
     fields = {k: options[k] for k in Settings.__dataclass_fields__ if k in options}
-    return State(clock, registry, Settings(**fields))
+    state = State(clock, registry, Settings(**fields), MemoryRepository(store))
+    models = {table: columns.model(state, kept.entity) for table, kept in listing.KEPT.items()}
+    listing.keep_indexes(state, models)  # before the propeller goes on: its writes are indexed too
+    if state.store.durable:
+        state.propeller.resume()
+    return state

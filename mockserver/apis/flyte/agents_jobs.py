@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from protoconform.mockserver.apis.flyte.state import State
 
 TABLE = "agent_jobs"
-SECRET_URI = "protoconform://agents/secret"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "RETRYABLE_FAILED", "ABORTED"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}(@[0-9]{1,9})?")
@@ -128,11 +126,8 @@ def lookup(state: State, rule: str, task_type: str, version: int, field: str | N
 
 
 def _secret(state: State) -> bytes:
-    secret = state.store.get_object(SECRET_URI)
-    if secret is None:
-        secret = os.urandom(32)
-        state.store.put_object(SECRET_URI, secret)
-    return secret
+    # A key of the state's, not an object: the objects are what signed download URLs can reach.
+    return state.store.secret("agents")
 
 
 def _signature(state: State, job_id: str, category: tuple[str, int]) -> str:

@@ -2,7 +2,8 @@
 
 A signed URL names an object of the metadata store (its ``native_url``), the verb
 it allows, when it expires (virtual time) and, for uploads, the md5 the content
-must have; an HMAC with a key drawn when the server starts makes it unforgeable.
+must have; an HMAC with a key of the family's state makes it unforgeable (kept in a durable store
+with the objects, so URLs handed out before a restart still work after it).
 ``PUT`` stores the body as the family's object, ``GET`` answers it.  Refusals
 are plain-text 4xx answers as a blob store gives them: 403 for a bad signature,
 an expired URL or a Content-MD5 other than the signed one, 400 for a body whose
@@ -15,9 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 import weakref
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -47,12 +46,12 @@ class Signer:
     """Signs and verifies the URLs of one server (its HTTP address, a key of its own)."""
 
     def __init__(self, server: MockServer) -> None:
-        self._key = secrets.token_bytes(32)
         self._server = server
 
     def _mac(self, verb: str, uri: str, expires: str, md5: str) -> str:
         text = "\n".join((verb, uri, expires, md5)).encode()
-        return hmac.new(self._key, text, hashlib.sha256).hexdigest()
+        key = self._server.states["flyte"].store.secret("dataproxy")  # per state: a reset draws a new one
+        return hmac.new(key, text, hashlib.sha256).hexdigest()
 
     def sign(self, verb: str, uri: str, expires_at: datetime, md5: bytes = b"") -> str:
         expires = str(int(expires_at.timestamp() * 1000))
@@ -84,21 +83,15 @@ def signer_for(clock: Clock) -> Signer | None:
     return _SIGNERS.get(clock)
 
 
-@dataclass
-class _Uploads:
-    """Sizes of the objects uploaded into one state, for the limits on their total and count."""
-
-    sizes: dict[str, int] = field(default_factory=dict)
-    total: int = 0
+UPLOADS = "uploads"  # the table of upload sizes by object URI
 
 
-_UPLOADS: weakref.WeakKeyDictionary[State, _Uploads] = weakref.WeakKeyDictionary()
-
-
-def _uploads(state: State) -> _Uploads:
-    found = _UPLOADS.get(state)
+def _usage(state: State) -> list[int]:
+    """[count, bytes] of all uploads (derived from the uploads table, kept up to date by ``put``)."""
+    found = state.caches.get("uploads")
     if found is None:
-        found = _UPLOADS[state] = _Uploads()
+        sizes = list(state.table(UPLOADS).scan())
+        found = state.caches["uploads"] = [len(sizes), sum(sizes)]
     return found
 
 
@@ -131,18 +124,27 @@ def install_routes(app: web.Application, server: MockServer) -> None:
             raise web.HTTPBadRequest(
                 text=f"BadDigest: the body's md5 [{actual}] is not Content-MD5 [{header[:64]}]"
             )
-        uploads = _uploads(found)
-        previous = uploads.sizes.get(uri)
-        if previous is None and len(uploads.sizes) >= int(limits["max_objects"]):
+        sizes = found.table(UPLOADS)
+        previous = sizes.get(uri)
+        usage = _usage(found)
+        if previous is None and usage[0] >= int(limits["max_objects"]):
             raise web.HTTPInsufficientStorage(text=f"the store holds {limits['max_objects']} uploads already")
-        total = uploads.total - (previous or 0) + len(body)
+        total = usage[1] - (previous or 0) + len(body)
         if total > int(limits["max_total_bytes"]):
             raise web.HTTPInsufficientStorage(
                 text=f"uploads would take {total} bytes, over the store's {limits['max_total_bytes']}"
             )
         found.store.put_object(uri, body)
-        uploads.sizes[uri] = len(body)
-        uploads.total = total
+        if previous is None:
+            sizes.insert(uri, None, len(body))
+            usage[0] += 1
+        else:
+            sizes.update(uri, len(body))
+        usage[1] = total
+        try:
+            server.commit()  # on disk before the client hears it was stored
+        except Exception as exc:
+            raise web.HTTPServiceUnavailable(text=f"the upload could not be saved: {exc}") from None
         return web.Response(status=200, headers={"ETag": f'"{hashlib.md5(body).hexdigest()}"'})
 
     async def get(request: web.Request) -> web.Response:

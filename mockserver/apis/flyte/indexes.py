@@ -9,16 +9,24 @@ Positions are small ints, so unions, intersections and walks stay cheap.
 It is derived data: built from ``Table.items`` once, then brought up to date
 key by key from the table's change log, and rebuilt when the log no longer
 reaches back to it.
+
+The large tables (tasks, workflows, launch plans, executions) have their scope
+indexes kept at write time instead (:meth:`Indexes.keep`): every scope's index,
+with the value indexes and orders of the columns clients list them by
+(``listing.KEPT``), follows each write as it happens, so the first page of such
+a listing builds nothing; other columns are indexed at their first listing.
+Orders are sorted lists of sublists (``sortedcontainers``): a write costs
+O(log n) per column, not a shift of the whole order.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 from protoconform.mockserver.apis.flyte.state import Change, Table
+from sortedcontainers import SortedList
 
 Getter = Callable[[Any], Any]
 SCOPES_KEPT = 64  # scope indexes kept, least recently used dropped first
@@ -109,7 +117,7 @@ class Sorted:
 
     def __init__(self, getter: Getter) -> None:
         self.getter = getter
-        self.entries: list[tuple[Any, ...]] = []
+        self.entries: SortedList = SortedList()
         self.entry_of: dict[int, tuple[Any, ...]] = {}
 
     def entry(self, place: int, record: Any) -> tuple[Any, ...]:
@@ -123,17 +131,17 @@ class Sorted:
             place: ((value := getter(record)) is None, value if value is not None else 0, record.row, place)
             for place, record in placed
         }
-        self.entries = sorted(self.entry_of.values())
+        self.entries = SortedList(self.entry_of.values())
 
     def add(self, place: int, record: Any) -> None:
         entry = self.entry(place, record)
-        insort(self.entries, entry)  # TypeError as in build
+        self.entries.add(entry)  # TypeError as in build
         self.entry_of[place] = entry
 
     def remove(self, place: int) -> None:
         entry = self.entry_of.pop(place, None)
         if entry is not None:
-            del self.entries[bisect_left(self.entries, entry)]
+            self.entries.remove(entry)
 
 
 class ScopeIndex:
@@ -204,6 +212,11 @@ class ScopeIndex:
             if order is not None:
                 self.sorted(column, order.getter)
 
+    def follow(self, change: Change) -> None:
+        """Apply a write to the scope as it happens (the index has followed every earlier one)."""
+        self._apply(change)
+        self.seen = self.table.version()
+
     def _place(self, key: Hashable) -> int:
         place = self.position[key] = self._next
         self.key_at[place] = key
@@ -253,14 +266,42 @@ class ScopeIndex:
 
 
 class Indexes:
-    """The scope indexes of a state, least recently used dropped first."""
+    """The scope indexes of a state: those of kept tables always, others least recently used dropped first."""
 
     def __init__(self, size: int = SCOPES_KEPT) -> None:
         self.size = size
         self._scopes: OrderedDict[tuple[str, Hashable], ScopeIndex] = OrderedDict()
+        self._kept: dict[tuple[str, Hashable], ScopeIndex] = {}
+
+    def keep(self, name: str, table: Table, values: dict[str, Getter], orders: dict[str, Getter]) -> None:
+        """Keep the index of every scope of ``table`` at write time, with the value index of each of
+        ``values`` and the order of each of ``orders`` (a scope's index is made at its first insert)."""
+
+        def made(scope: Hashable) -> None:
+            index = self._kept[(name, scope)] = ScopeIndex(table, scope)
+            index.sync()
+            for column, getter in values.items():
+                index.values(column, getter)
+            for column, getter in orders.items():
+                index.sorted(column, getter)
+
+        def written(change: Change) -> None:
+            index = self._kept.get((name, change.scope))
+            if index is not None:
+                index.follow(change)
+            elif change.kind == "insert":
+                made(change.scope)
+
+        for scope in table.scopes():
+            made(scope)
+        table.watch(written)
 
     def of(self, name: str, table: Table, scope: Hashable | None) -> ScopeIndex:
         """The index of ``scope`` in table ``name``, up to date."""
+        kept = self._kept.get((name, scope))
+        if kept is not None and kept.table is table:
+            kept.sync()  # nothing to do but note writes elsewhere
+            return kept
         found = self._scopes.get((name, scope))
         if found is None or found.table is not table:
             found = self._scopes[(name, scope)] = ScopeIndex(table, scope)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from protoconform.mockserver.apis.flyte import indexes
 from protoconform.mockserver.apis.flyte.errors import Violation
@@ -447,6 +447,37 @@ def scanned(
         except TypeError:  # values of mixed types: order them as text
             records.sort(key=lambda r: (str(model.value(r, sort.column)), r.row), reverse=sort.descending)
     return records
+
+
+class Kept(NamedTuple):
+    """What a large table keeps indexed at write time: the entity, its value indexes and its orders."""
+
+    entity: str
+    values: tuple[str, ...]
+    orders: tuple[str, ...]
+
+
+# The columns clients list these tables by (flytekit, the console): names, versions, phases, and the
+# usual sorts.  Every index is a structure the garbage collector walks, so the rest are built at their
+# first listing (and kept up to date from then on) as for the other tables.
+KEPT = {
+    "tasks": Kept("t", ("name", "version"), ("created_at", "name", "version")),
+    "workflows": Kept("w", ("name", "version"), ("created_at", "name", "version")),
+    "launch_plans": Kept("l", ("name", "version", "state"), ("created_at", "name", "version")),
+    "executions": Kept("e", ("phase",), ("created_at", "execution_created_at")),
+}
+
+
+def keep_indexes(state: State, models: dict[str, Model]) -> None:
+    """Index the tables of KEPT at write time (``models``: the listing model of each), so that the
+    first page of their usual listings builds nothing."""
+    found = _indexes(state)
+    for table, model in models.items():
+        getters = model.getters[model.primary]
+        kept = KEPT[table]
+        values = {column: getters[column] for column in kept.values}
+        orders = {column: getters[column] for column in kept.orders}
+        found.keep(table, state.table(table), values, orders)
 
 
 def _indexes(state: State) -> indexes.Indexes:

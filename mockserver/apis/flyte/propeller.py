@@ -34,6 +34,15 @@ running task attempts and nodes are ABORTED and the workflow ABORTED.  A
 recovered execution reports the nodes its source completed as RECOVERED.
 
 ``--flyte-propeller off`` turns all of this off: executions move only by events.
+
+After a restart on a durable store (:meth:`Propeller.resume`) the propeller does
+what flytepropeller does: it keeps no state of its own and re-reads each
+workflow's status.  Every step is committed with the events it reports, so the
+records say where each execution stood; its run is rebuilt from them and the
+step that was due next is scheduled for when it was due (a step after the
+report it follows, the rest of a running attempt's or a sleep's duration).
+Timers are not stored; the one piece of bookkeeping kept beside the tables is
+when a termination was asked, so the abort comes a step after it.
 """
 
 from __future__ import annotations
@@ -42,18 +51,19 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import message
 from protoconform.mockserver.apis.flyte import cache, events, literals, signals
 from protoconform.mockserver.apis.flyte.compiler import END_NODE, START_NODE
 from protoconform.mockserver.apis.flyte.errors import Violation, render
-from protoconform.mockserver.apis.flyte.state import CatalogRecord, SignalKey, key_of
-from protoconform.mockserver.apis.flyte.wire import copy, stamp, text
+from protoconform.mockserver.apis.flyte.state import CatalogRecord, ExecKey, NodeKey, SignalKey, key_of
+from protoconform.mockserver.apis.flyte.wire import copy, stamp, text, to_datetime
 from protoconform.mockserver.clock import Timer
 
 if TYPE_CHECKING:
-    from protoconform.mockserver.apis.flyte.state import ExecKey, ExecutionRecord, State
+    from protoconform.mockserver.apis.flyte.state import ExecutionRecord, State
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +109,18 @@ class Propeller:
 
     # -- scheduling -----------------------------------------------------------------------------------
     def _later(
-        self, run: Run, delay: float, step: Callable[..., None], *args: Any, final: bool = False
+        self,
+        run: Run,
+        delay: float,
+        step: Callable[..., None],
+        *args: Any,
+        final: bool = False,
+        since: datetime | None = None,
     ) -> None:
+        """Run ``step`` ``delay`` virtual seconds from now (from ``since``, a moment past, when given)."""
+        if since is not None:
+            delay -= (self.state.now() - since).total_seconds()
+
         def fire() -> None:
             if run.done and not final:
                 return
@@ -120,10 +140,17 @@ class Propeller:
     def start(self, record: ExecutionRecord, source: ExecutionRecord | None = None) -> None:
         if not self.enabled:
             return
+        recovered = source is not None and record.execution.spec.metadata.mode == self._recovered()
+        run = self._run_of(record, source.key if recovered and source is not None else None)
+        if run is not None:
+            self._later(run, self._step(), self._queued)
+
+    def _run_of(self, record: ExecutionRecord, source: ExecKey | None) -> Run | None:
+        """The run of an execution, all nodes pending (None when its workflow is unknown)."""
         state = self.state
         workflow = state.table("workflows").get(key_of(record.execution.closure.workflow_id))
         if workflow is None:
-            return
+            return None
         closure = workflow.workflow.closure.compiled_workflow
         upstream = {node_id: list(ids.ids) for node_id, ids in closure.primary.connections.upstream.items()}
         tasks = {text(t.template.id): t.template for t in closure.tasks}
@@ -135,16 +162,181 @@ class Propeller:
             tasks,
             state.get_literals(record.inputs_uri),
             self._plan(record),
-            source.key
-            if source is not None and record.execution.spec.metadata.mode == self._recovered()
-            else None,
+            source,
         )
         run.overwrite_cache = record.execution.spec.overwrite_cache
         for node in run.template.nodes:
             if node.id not in (START_NODE, END_NODE):
                 run.nodes[node.id] = NodeRun(node)
         self.runs[record.key] = run
-        self._later(run, self._step(), self._queued)
+        return run
+
+    # -- resuming after a restart -----------------------------------------------------------------------
+    def resume(self) -> None:
+        """Go on with every execution in flight from what its records say (a restarted server).
+
+        flytepropeller keeps no state of its own: after a restart it re-reads each
+        FlyteWorkflow's status and continues the round it was in.  Here the records
+        (execution, node and task executions, signals, catalog) are that status: each
+        step the propeller takes is committed with its events, so a run is rebuilt
+        from them and the step that was due next is scheduled again.  A task attempt
+        that was running goes on for the rest of its duration, measured from its
+        ``started_at`` on the virtual clock; a sleep gate likewise; signal and approve
+        gates wait on their signals again; an aborting execution is aborted.
+        """
+        if not self.enabled:
+            return
+        wire = self.state.wire
+        for record in list(self.state.table("executions").scan()):
+            closure = record.execution.closure
+            phase = wire.name_of("core.WorkflowExecution.Phase", closure.phase)
+            if events.terminal(self.state, "workflow", closure.phase, "core.WorkflowExecution.Phase"):
+                continue
+            if phase == "ABORTING":
+                asked = self.state.store.get_meta("aborting", {}).get(record.key)
+                self.abort(record, since=asked or self.state.now())
+                continue
+            metadata = record.execution.spec.metadata
+            source = None
+            if metadata.mode == self._recovered() and metadata.HasField("reference_execution"):
+                ref = metadata.reference_execution
+                source = ExecKey(ref.project, ref.domain, ref.name)
+            run = self._run_of(record, source)
+            if run is None:
+                continue
+            try:
+                self._resume(run, record, phase)
+            except Exception:  # one broken record must not keep the others (or the server) from going on
+                log.exception("simulated propeller cannot resume %s", text(run.execution_id))
+                for timer in run.timers:
+                    timer.cancel()
+                self.runs.pop(run.key, None)
+
+    def _resume(self, run: Run, record: ExecutionRecord, phase: str) -> None:
+        # Each step is due where it would have been: a step after the last report it follows.
+        since = to_datetime(record.execution.closure.updated_at)
+        if phase == "UNDEFINED":
+            self._later(run, self._step(), self._queued, since=since)
+            return
+        if phase == "QUEUED":
+            self._later(run, self._step(), self._running, since=since)
+            return
+        run.outputs[START_NODE] = run.inputs
+        in_flight, last = self._resume_nodes(run)
+        if phase == "SUCCEEDING":
+            run.finishing = True
+            uri = self._uri(run, END_NODE, "outputs.pb")
+            self._later(run, self._step(), self._succeeded, uri, since=since)
+        elif phase == "FAILING":
+            run.finishing = True
+            self._later(run, self._step(), self._failed, since=since)
+        else:
+            for node, stored in in_flight:
+                self._resume_node(run, node, stored)
+            # starts what became ready, or finishes the workflow, if that step had not been taken yet
+            self._advance(run, since=max(last, since))
+
+    def _resume_nodes(self, run: Run) -> tuple[list[tuple[NodeRun, Any]], datetime]:
+        """Each node's status, inputs and outputs from its record: the nodes still in flight, and when
+        a node last changed."""
+        wire = self.state.wire
+        table = self.state.table("node_executions")
+        in_flight = []
+        last = datetime.min.replace(tzinfo=self.state.now().tzinfo)
+        for node in run.nodes.values():
+            stored = table.get(NodeKey(run.key, node.node.id))
+            if stored is None:
+                continue  # not started: pending
+            last = max(last, stored.updated_at)
+            closure = stored.node.closure
+            phase = wire.name_of("core.NodeExecution.Phase", closure.phase)
+            node.inputs_uri = self._uri(run, node.node.id, "inputs.pb")
+            node.inputs = self.state.get_literals(node.inputs_uri)
+            if phase in ("SUCCEEDED", "RECOVERED", "SKIPPED"):
+                node.status = "succeeded"
+                uri = closure.output_uri or self._uri(run, node.node.id, "outputs.pb")
+                run.outputs[node.node.id] = self.state.get_literals(uri)
+            elif phase in ("FAILED", "TIMED_OUT", "ABORTED"):
+                node.status = "failed"
+                if run.failed is None:
+                    run.failed = copy(closure.error)
+            else:
+                node.status = "running"
+                in_flight.append((node, stored))
+        return in_flight, last
+
+    def _resume_node(self, run: Run, node: NodeRun, stored: Any) -> None:
+        wire = self.state.wire
+        closure = stored.node.closure
+        if wire.name_of("core.NodeExecution.Phase", closure.phase) == "QUEUED":
+            hit = self._cached(run, node)
+            if hit is not None:
+                self._later(run, self._step(), self._cache_hit, node, hit, since=stored.updated_at)
+            else:
+                self._later(run, self._step(), self._node_running, node, since=stored.updated_at)
+            return
+        ran = self._ran(closure)
+        target = node.node.WhichOneof("target")
+        if target == "task_node" and self._template(run, node) is not None:
+            self._resume_attempt(run, node, stored)
+        elif target == "gate_node" and node.node.gate_node.WhichOneof("condition") == "sleep":
+            duration = node.node.gate_node.sleep.duration
+            seconds = max(0.0, duration.seconds + duration.nanos / 1e9)
+            self._later(run, seconds - ran, self._node_succeeded, node, wire.new("core.LiteralMap"))
+        elif target == "gate_node":
+            self._gate(run, node, since=stored.updated_at)  # its signal is found again, and waited on
+        else:
+            outputs = wire.new("core.LiteralMap")
+            self._later(run, self.state.settings.node_seconds - ran, self._node_succeeded, node, outputs)
+
+    def _ran(self, closure: Any) -> float:
+        """Virtual seconds since a node or attempt started running (0 when it has not)."""
+        if not closure.HasField("started_at"):
+            return 0.0
+        return max(0.0, (self.state.now() - to_datetime(closure.started_at)).total_seconds())
+
+    def _resume_attempt(self, run: Run, node: NodeRun, stored: Any) -> None:
+        wire = self.state.wire
+        attempts = list(self.state.table("task_executions").scan(NodeKey(run.key, node.node.id)))
+        if not attempts:
+            self._later(run, self._step(), self._attempt, node, since=stored.updated_at)
+            return
+        latest = max(attempts, key=lambda a: a.key.retry_attempt)
+        node.attempt = latest.key.retry_attempt
+        closure = latest.task_execution.closure
+        phase = wire.name_of("core.TaskExecution.Phase", closure.phase)
+        since = latest.updated_at
+        if phase in ("UNDEFINED", "QUEUED", "WAITING_FOR_RESOURCES", "INITIALIZING"):
+            self._later(run, self._step(), self._task_running, node, since=since)
+        elif phase == "RUNNING":
+            ran, duration = self._ran(closure), self._duration(run, node)
+            if latest.phase_version == 0:
+                self._later(run, duration / 2 - ran, self._task_logs, node)
+            self._later(run, duration - ran, self._task_finished, node)
+        elif phase == "SUCCEEDED":
+            outputs = self.state.get_literals(self._uri(run, node.node.id, f"{node.attempt}/outputs.pb"))
+            metadata = self._populated(run, node)
+            self._later(run, self._step(), self._node_succeeded, node, outputs, metadata, since=since)
+        elif phase == "RETRYABLE_FAILED":
+            node.attempt += 1
+            self._later(run, self._step(), self._attempt, node, since=since)
+        elif phase in ("FAILED", "ABORTED"):
+            error = copy(closure.error)
+            failed = "TIMED_OUT" if error.code == "TaskTimedOut" else "FAILED"
+            self._later(run, self._step(), self._node_failed, node, failed, error, since=since)
+
+    def _populated(self, run: Run, node: NodeRun) -> Any:
+        """The node metadata of an attempt whose outputs the catalog took (None without a cache)."""
+        template = self._template(run, node)
+        if not cache.cacheable(template):
+            return None
+        entry = self.state.table("catalog").get(cache.catalog_key(template, node.inputs))
+        if entry is None:
+            return None
+        metadata = self.state.wire.new("event.TaskNodeMetadata")
+        metadata.cache_status = self.state.wire.number("core.CatalogCacheStatus", "CACHE_POPULATED")
+        metadata.catalog_key.CopyFrom(cache.catalog_metadata(self.state, entry))
+        return metadata
 
     def _recovered(self) -> int:
         return self.state.wire.number("admin.ExecutionMetadata.ExecutionMode", "RECOVERED")
@@ -218,10 +410,12 @@ class Propeller:
         error.timestamp.CopyFrom(stamp(self.state.now()))
         return error
 
-    def _data(self, run: Run, node_id: str, name: str, literals_map: Any) -> str:
+    def _uri(self, run: Run, node_id: str, name: str) -> str:
         key = run.key
-        uri = self.state.storage("propeller", key.project, key.domain, key.name, node_id, name)
-        return self.state.put_literals(uri, literals_map)
+        return self.state.storage("propeller", key.project, key.domain, key.name, node_id, name)
+
+    def _data(self, run: Run, node_id: str, name: str, literals_map: Any) -> str:
+        return self.state.put_literals(self._uri(run, node_id, name), literals_map)
 
     # -- the workflow ---------------------------------------------------------------------------------------
     def _queued(self, run: Run) -> None:
@@ -236,7 +430,7 @@ class Propeller:
         )
         self._advance(run)
 
-    def _advance(self, run: Run) -> None:
+    def _advance(self, run: Run, since: datetime | None = None) -> None:
         for node in run.nodes.values():
             if node.status != "pending" or run.failed is not None:
                 continue
@@ -251,9 +445,9 @@ class Propeller:
             return
         run.finishing = True
         if run.failed is not None:
-            self._later(run, self._step(), self._fail_workflow)
+            self._later(run, self._step(), self._fail_workflow, since=since)
         elif all(n.status == "succeeded" for n in run.nodes.values()):
-            self._later(run, self._step(), self._succeed_workflow)
+            self._later(run, self._step(), self._succeed_workflow, since=since)
 
     def _start_node(self, run: Run, node: NodeRun) -> None:
         wire = self.state.wire
@@ -317,7 +511,7 @@ class Propeller:
             )
 
     # -- gate nodes ------------------------------------------------------------------------------------------
-    def _gate(self, run: Run, node: NodeRun) -> None:
+    def _gate(self, run: Run, node: NodeRun, since: datetime | None = None) -> None:
         gate = node.node.gate_node
         kind = gate.WhichOneof("condition")
         wire = self.state.wire
@@ -330,7 +524,7 @@ class Propeller:
             error = self._error(
                 "BadSpecificationError", "gateNode does not have a supported condition reference", "SYSTEM"
             )
-            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error, since=since)
             return
         if kind == "signal":
             signal_id, literal_type = gate.signal.signal_id, gate.signal.type
@@ -346,11 +540,12 @@ class Propeller:
             error = self._error(
                 "RuntimeExecutionError", f"failed to get or create signal: {reason}", "SYSTEM"
             )
-            self._later(run, self._step(), self._node_failed, node, "FAILED", error)
+            self._later(run, self._step(), self._node_failed, node, "FAILED", error, since=since)
             return
         run.waiting[signal_id] = node
-        if record.signal.HasField("value"):  # set before the gate was reached
-            self._later(run, self._step(), self._gate_open, node, signal_id)
+        if record.signal.HasField("value"):  # set before the gate was reached (or before a restart)
+            set_at = max(since, record.updated_at) if since is not None else None
+            self._later(run, self._step(), self._gate_open, node, signal_id, since=set_at)
 
     def signalled(self, key: SignalKey) -> None:
         """SetSignal gave ``key`` a value: the gate waiting on it opens at the propeller's next round."""
@@ -556,7 +751,7 @@ class Propeller:
         self.runs.pop(run.key, None)
 
     # -- aborting ---------------------------------------------------------------------------------------
-    def abort(self, record: ExecutionRecord) -> None:
+    def abort(self, record: ExecutionRecord, since: datetime | None = None) -> None:
         run = self.runs.get(record.key)
         if run is None:
             if self.enabled:  # nothing left to run (e.g. created before a reset): report the abort alone
@@ -575,7 +770,11 @@ class Propeller:
             timer.cancel()
         run.timers.clear()
         run.done = True
-        self._later(run, self._step(), self._abort_now, final=True)
+        if since is None:  # when it was asked: a restart aborts it a step after that, as it would have
+            aborting = dict(self.state.store.get_meta("aborting", {}))
+            aborting[record.key] = since = self.state.now()
+            self.state.store.set_meta("aborting", aborting)
+        self._later(run, self._step(), self._abort_now, final=True, since=since)
 
     def _abort_now(self, run: Run) -> None:
         table = self.state.table("node_executions")
@@ -600,3 +799,6 @@ class Propeller:
             self._node_event(run, node.key.node_id, "ABORTED")
         self._workflow_event(run, "ABORTED")
         self.runs.pop(run.key, None)
+        aborting = dict(self.state.store.get_meta("aborting", {}))
+        if aborting.pop(run.key, None) is not None:
+            self.state.store.set_meta("aborting", aborting)

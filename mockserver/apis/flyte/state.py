@@ -7,16 +7,23 @@ sort on the same columns flyteadmin's database has.  Literal data (inputs,
 outputs) is stored as objects under URIs like flyteadmin's blob store.
 
 Storage sits behind :class:`Repository` (tables of records, objects);
-:class:`MemoryRepository` is the only implementation today.  Handlers change a
-record and hand it back with ``update`` so a persistent store sees every change,
-and so that list indexes, which follow a table's change log, see it too.
+:class:`MemoryRepository` keeps them in memory.  Handlers change a record and
+hand it back with ``update`` so a durable store sees every change, and so that
+list indexes, which follow a table's change log, see it too.
+
+With a durable store (``serve --store sqlite:PATH``) the memory tables stay the
+working set and every write is staged to the store as well (:class:`DurableTable`:
+each insert, update and delete with its scope; objects as raw bytes; the row
+counter and the per-server secrets in the store's meta).  At start the tables are
+loaded back in the order their records were first written, so scans, change logs
+and the list indexes derived from them come out as before the restart.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,6 +31,7 @@ from typing import Any, NamedTuple
 from google.protobuf import message
 from protoconform.mockserver.apis.flyte.wire import Wire
 from protoconform.mockserver.clock import Clock
+from protoconform.mockserver.store import FamilyStore, StoredTable
 from protoconform.specs import rules as spec_rules
 from protoconform.specs.registry import Registry
 
@@ -268,6 +276,14 @@ class Table(ABC):
     def changes(self, since: int) -> list[Change] | None:
         """The writes after version ``since``, oldest first; None when they are no longer known."""
 
+    @abstractmethod
+    def scopes(self) -> Iterator[Hashable]:
+        """The scopes holding records."""
+
+    @abstractmethod
+    def watch(self, watcher: Callable[[Change], None]) -> None:
+        """Call ``watcher`` with each write once it is done (derived data kept up to date at write time)."""
+
 
 CHANGE_LOG_SIZE = 10_000  # writes a table remembers for derived data to catch up with
 
@@ -285,11 +301,14 @@ TABLES = (
     "signals",
     "catalog",
     "agent_jobs",
+    "uploads",  # sizes of DataProxy uploads by object URI (their limits count them)
 )
 
 
 class Repository(ABC):
     """The storage operations the handlers and the simulated propeller need."""
+
+    durable = False  # True when every write also reaches a store that outlives the process
 
     @abstractmethod
     def table(self, name: str) -> Table: ...
@@ -303,6 +322,17 @@ class Repository(ABC):
     @abstractmethod
     def get_object(self, uri: str) -> bytes | None: ...
 
+    @abstractmethod
+    def secret(self, name: str) -> bytes:
+        """A random key of this server's, drawn once and kept as long as the data."""
+
+    @abstractmethod
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        """A small value kept beside the tables (engine bookkeeping)."""
+
+    @abstractmethod
+    def set_meta(self, name: str, value: Any) -> None: ...
+
 
 class MemoryTable(Table):
     def __init__(self, log_size: int = CHANGE_LOG_SIZE) -> None:
@@ -314,14 +344,18 @@ class MemoryTable(Table):
         self._log: list[Change] = []  # the writes after version self._log_start
         self._log_start = 0
         self._log_size = log_size
+        self._watchers: list[Callable[[Change], None]] = []
 
     def _wrote(self, kind: str, key: Hashable, scope: Hashable) -> None:
         self._version += 1
         self._scope_versions[scope] = self._version
-        self._log.append(Change(kind, key, scope))
+        change = Change(kind, key, scope)
+        self._log.append(change)
         if len(self._log) >= 2 * self._log_size:  # trimmed in halves, so a write costs O(1) on average
             del self._log[: self._log_size]
             self._log_start += self._log_size
+        for watcher in self._watchers:
+            watcher(change)
 
     def get(self, key: Hashable) -> Any | None:
         return self._records.get(key)
@@ -363,24 +397,104 @@ class MemoryTable(Table):
             return None
         return self._log[since - self._log_start :]
 
+    def scopes(self) -> Iterator[Hashable]:
+        return iter([scope for scope, keys in self._scopes.items() if keys])
+
+    def watch(self, watcher: Callable[[Change], None]) -> None:
+        self._watchers.append(watcher)
+
+
+class DurableTable(MemoryTable):
+    """A memory table that stages every write to a durable store (the record with its key and scope)."""
+
+    def __init__(self, stored: StoredTable, log_size: int = CHANGE_LOG_SIZE) -> None:
+        super().__init__(log_size)
+        self._stored = stored
+
+    def load(self) -> None:
+        """Fill the (empty) table from the store, in first-written order; nothing is staged again."""
+        for scope, (key, record) in self._stored.load():
+            super().insert(key, scope, record)
+
+    def insert(self, key: Hashable, scope: Hashable, record: Any) -> None:
+        super().insert(key, scope, record)
+        self._stored.put(key, (key, record), scope)
+
+    def update(self, key: Hashable, record: Any) -> None:
+        super().update(key, record)
+        self._stored.put(key, (key, record), self._scope_of.get(key))
+
+    def delete(self, key: Hashable) -> bool:
+        if not super().delete(key):
+            return False
+        self._stored.delete(key)
+        return True
+
+
+_MISSING = object()
+
 
 class MemoryRepository(Repository):
-    def __init__(self) -> None:
-        self._tables = {name: MemoryTable() for name in TABLES}
-        self._rows = itertools.count(1)
+    """Tables and objects in memory; with a durable ``store``, written through to it and loaded from it."""
+
+    def __init__(self, store: FamilyStore | None = None) -> None:
+        self._store = store if store is not None and store.durable else None
+        self.durable = self._store is not None
         self._objects: dict[str, bytes] = {}
+        self._secrets: dict[str, bytes] = {}
+        self._meta: dict[str, Any] = {}
+        if self._store is None:
+            self._tables: dict[str, MemoryTable] = {name: MemoryTable() for name in TABLES}
+            self._row = 0
+            return
+        durable = {name: DurableTable(self._store.table(name)) for name in TABLES}
+        for table in durable.values():
+            table.load()
+        self._tables = dict(durable)
+        self._stored_objects = self._store.table("objects", raw=True)
+        for uri, data in self._stored_objects.load():
+            self._objects[uri] = data  # raw tables are loaded with their key as the scope
+        self._row = int(self._store.get_meta("next_row", 0))
+        self._secrets = dict(self._store.get_meta("secrets", {}))
 
     def table(self, name: str) -> Table:
         return self._tables[name]
 
     def next_row(self) -> int:
-        return next(self._rows)
+        self._row += 1
+        if self._store is not None:
+            self._store.set_meta("next_row", self._row)
+        return self._row
 
     def put_object(self, uri: str, data: bytes) -> None:
         self._objects[uri] = data
+        if self._store is not None:
+            self._stored_objects.put(uri, data, scope=uri)
 
     def get_object(self, uri: str) -> bytes | None:
         return self._objects.get(uri)
+
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        if name not in self._meta and self._store is not None:
+            found = self._store.get_meta(f"state.{name}", _MISSING)
+            if found is not _MISSING:
+                self._meta[name] = found
+        return self._meta.get(name, default)
+
+    def set_meta(self, name: str, value: Any) -> None:
+        """Keep ``value`` (written as it is now: hand it again after changing it)."""
+        self._meta[name] = value
+        if self._store is not None:
+            self._store.set_meta(f"state.{name}", value)
+
+    def secret(self, name: str) -> bytes:
+        """A random key of this server's (e.g. for signing URLs), kept with the data it signs for."""
+        found = self._secrets.get(name)
+        if found is None:
+            found = self._secrets[name] = os.urandom(32)
+            if self._store is not None:
+                self._store.set_meta("secrets", dict(self._secrets))
+        return found
 
 
 # -- the family's state ----------------------------------------------------------------------
@@ -415,7 +529,10 @@ class State:
         self.wire = Wire(registry)
         self.store = store or MemoryRepository()
         self.config: dict[str, Any] = dict(self.rules.extra["admin"])
-        self.started = clock.now()
+        self.started = self.store.get_meta("started")  # the version's build time: kept across restarts
+        if self.started is None:
+            self.started = clock.now()
+            self.store.set_meta("started", self.started)
         self.caches: dict[str, Any] = {}  # derived data (list selections, row indexes), never the truth
         self.propeller = Propeller(self)
 
