@@ -53,9 +53,10 @@ def _task_page(request, ctx: CallContext) -> tuple[list[Task], int]:
         ctx,
         request,
         "task",
-        state.tasks.all(),
+        state.tasks.all,
         lambda t: t.task_id,
         ignore_filters=ctx.defect(FILTER_IGNORED),
+        repo=state.tasks,
     )
 
 
