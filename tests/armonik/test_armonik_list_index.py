@@ -6,6 +6,7 @@ any page) is answered twice by :func:`listing.run_list`: from the index, and by 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +24,8 @@ from armonik.protogen.common import tasks_filters_pb2 as tfl
 from armonik.protogen.common.objects_pb2 import TaskOptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protoconform.mockserver.apis.armonik import listing
+from protoconform.mockserver.apis.armonik import listing, tasks
+from protoconform.mockserver.apis.armonik.filters import compile_filters
 from protoconform.mockserver.apis.armonik.listindex import _SMALL
 from protoconform.mockserver.apis.armonik.options import parse
 from protoconform.mockserver.apis.armonik.state import ArmonikState, Result, Session, Task
@@ -182,6 +184,11 @@ def _check(kind: str, items: list[Any], edits: list[Any], request_spec: Any) -> 
     fast = listing.run_list(ctx, request, kind, repo.all, id_of, repo=repo)  # type: ignore[arg-type]
     scan = listing.run_list(ctx, request, kind, repo.all, id_of)  # type: ignore[arg-type]
     assert [id_of(i) for i in fast[0]] == [id_of(i) for i in scan[0]] and fast[1] == scan[1]
+    if kind == "task":  # CountTasksByStatus: kept counts or a scan, the same answer
+        counted = tasks.count_by_status(tc.CountTasksByStatusRequest(filters=request.filters), ctx)
+        predicate = compile_filters(state, "task", request.filters)
+        expected = Counter(t.status for t in repo.all() if predicate(t))
+        assert {c.status: c.count for c in counted.status} == dict(expected)
 
 
 @settings(max_examples=150, deadline=None)

@@ -150,6 +150,12 @@ class ListIndex:
         container = self._by_id.get(scope)
         return len(container) if container is not None else 0
 
+    def status_counts(self, session_id: str | None, status: int | None = None) -> dict[int, int]:
+        """Entities per status (of one session; of one status), only those present."""
+        statuses = [status] if status is not None else self._statuses.get(session_id, ())
+        counts = {each: self.count((session_id, each)) for each in statuses}
+        return {each: n for each, n in counts.items() if n}
+
     def page(self, scope: Scope, order: str, descending: bool, start: int, stop: int) -> list[str]:
         """Ids at positions [start, stop) of the scope sorted on ``order`` (id | created_at | status)."""
         if stop <= start:
