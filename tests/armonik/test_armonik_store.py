@@ -4,11 +4,14 @@ goes on after a restart (lost runs retried as ArmoniK does), result data survive
 from __future__ import annotations
 
 import json
+import logging
 import signal
+import socket
 import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +272,77 @@ def test_reset_empties_the_store(tmp_path: Path) -> None:
         first.stop(signal.SIGKILL)
     with ServerProcess(_args(db)) as second, grpc.insecure_channel(second.grpc_address) as channel:
         assert _session_count(Stubs(channel)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_attached_workers_lost_run_is_retried_after_kill_9(tmp_path: Path) -> None:
+    """The worker outlives the server: the run it was given is lost, the retry is processed."""
+    from armonik.client import ArmoniKEvents, ArmoniKResults, ArmoniKTasks
+    from armonik.common import Output, TaskDefinition
+    from armonik.protogen.worker.worker_service_pb2_grpc import add_WorkerServicer_to_server
+    from armonik.worker import ArmoniKWorker, ClefLogger, TaskHandler
+
+    release = threading.Event()
+    seen: list[str] = []
+
+    def processor(handler: TaskHandler) -> Output:
+        seen.append(handler.task_id)
+        if len(seen) == 1:
+            release.wait(30)  # the server is killed while this run is in progress
+            return Output()
+        handler.send_results({out: handler.payload.upper() for out in handler.expected_results})
+        return Output()
+
+    port = _free_port()
+    sock = f"unix://{tmp_path}/worker.sock"
+    args = [
+        *_args(tmp_path / "ark.db"),
+        "--port",
+        str(port),
+        "--clock-speed",
+        "1",
+        "--armonik-dispatch-delay",
+        "0.05",
+        "--armonik-start-delay",
+        "0.05",
+        "--armonik-worker",
+        sock,
+        "--armonik-data-root",
+        str(tmp_path / "data"),
+    ]
+    agent_channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    worker = ArmoniKWorker(agent_channel, processor, logger=ClefLogger("worker", level=logging.CRITICAL))
+    worker_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    add_WorkerServicer_to_server(worker, worker_server)
+    worker_server.add_insecure_port(sock)
+    worker_server.start()
+    try:
+        with ServerProcess(args) as first, grpc.insecure_channel(first.grpc_address) as channel:
+            stubs = Stubs(channel)
+            sid = stubs.sessions.CreateSession(
+                sc.CreateSessionRequest(default_task_option=task_options(), partition_ids=[])
+            ).session_id
+            payload = create_data(stubs, sid, payload=b"hold")["payload"]
+            output = create_metadata(stubs, sid, "out")["out"]
+            [task] = ArmoniKTasks(channel).submit_tasks(sid, [TaskDefinition(payload, [output])])
+            deadline = time.monotonic() + 30
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert seen == [task.id]
+            first.stop(signal.SIGKILL)
+        with ServerProcess(args) as second, grpc.insecure_channel(second.grpc_address) as channel:
+            ArmoniKEvents(channel).wait_for_result_availability(output, sid)
+            assert ArmoniKResults(channel).download_result_data(output, sid) == b"HOLD"
+            tasks = {t.id: t for t in _tasks(Stubs(channel))}
+            assert tasks[task.id].status == TaskStatus.TASK_STATUS_RETRIED
+            assert tasks[f"{task.id}###1"].status == TaskStatus.TASK_STATUS_COMPLETED
+            assert seen == [task.id, f"{task.id}###1"]
+    finally:
+        release.set()
+        worker_server.stop(0)
+        agent_channel.close()
