@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import socket
 import threading
@@ -346,3 +347,102 @@ def test_an_attached_workers_lost_run_is_retried_after_kill_9(tmp_path: Path) ->
         release.set()
         worker_server.stop(0)
         agent_channel.close()
+
+
+def _count_by_status(stubs: Stubs, session_id: str) -> dict[int, int]:
+    condition = tfl.FilterField(
+        field=tf.TaskField(
+            task_summary_field=tf.TaskSummaryField(field=tf.TASK_SUMMARY_ENUM_FIELD_SESSION_ID)
+        ),
+        filter_string=fc.FilterString(value=session_id, operator=fc.FILTER_STRING_OPERATOR_EQUAL),
+    )
+    filters = tfl.Filters(**{"or": [tfl.FiltersAnd(**{"and": [condition]})]})
+    reply = stubs.tasks.CountTasksByStatus(tc.CountTasksByStatusRequest(filters=filters))
+    return {c.status: c.count for c in reply.status}
+
+
+def test_twenty_clients_update_and_list_the_same_sessions_and_every_update_lasts(tmp_path: Path) -> None:
+    db = tmp_path / "ark.db"
+    lock = threading.Lock()
+    tasks: dict[str, str] = {}  # task id -> session
+    cancelled: set[str] = set()
+    errors: list[str] = []
+    with ServerProcess(_args(db)) as first, grpc.insecure_channel(first.grpc_address) as channel:
+        stubs = Stubs(channel)
+        sessions = [
+            stubs.sessions.CreateSession(
+                sc.CreateSessionRequest(default_task_option=task_options(), partition_ids=[])
+            ).session_id
+            for _ in range(4)
+        ]
+        payloads = {sid: create_data(stubs, sid, p=b"x")["p"] for sid in sessions}
+        stop = time.monotonic() + 2.0  # bounded: 20 clients for two seconds
+
+        def client(n: int) -> None:
+            rng = random.Random(n)
+            with grpc.insecure_channel(first.grpc_address) as own:
+                mine = Stubs(own)
+                while time.monotonic() < stop:
+                    sid = rng.choice(sessions)
+                    out = create_metadata(mine, sid, f"c{n}")[f"c{n}"]
+                    creation = tc.SubmitTasksRequest.TaskCreation(
+                        payload_id=payloads[sid], expected_output_keys=[out]
+                    )
+                    reply = mine.tasks.SubmitTasks(
+                        tc.SubmitTasksRequest(session_id=sid, task_creations=[creation])
+                    )
+                    with lock:
+                        tasks[reply.task_infos[0].task_id] = sid
+                        victim = rng.choice(list(tasks))
+                    mine.tasks.CancelTasks(tc.CancelTasksRequest(task_ids=[victim]))
+                    with lock:
+                        cancelled.add(victim)
+                    page = _session_tasks(mine, sid, rng.randrange(3))
+                    ids = [t.id for t in page.tasks]
+                    if len(ids) != len(set(ids)) or len(ids) > 50:
+                        errors.append(f"torn page: {ids}")
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors and len(tasks) >= 20
+        first.stop(signal.SIGKILL)
+    with ServerProcess(_args(db)) as second, grpc.insecure_channel(second.grpc_address) as channel:
+        stubs = Stubs(channel)
+        for sid in sessions:
+            mine = [t for t, s in tasks.items() if s == sid]
+            expected = Counter(
+                TaskStatus.TASK_STATUS_CANCELLING if t in cancelled else TaskStatus.TASK_STATUS_SUBMITTED
+                for t in mine
+            )
+            assert _count_by_status(stubs, sid) == dict(expected)
+            listed = []
+            for page in range(len(mine) // 50 + 1):
+                reply = _session_tasks(stubs, sid, page)
+                assert reply.total == len(mine)
+                listed.extend(t.id for t in reply.tasks)
+            assert sorted(listed) == sorted(mine)
+
+
+def _session_tasks(stubs: Stubs, session_id: str, page: int) -> Any:
+    condition = tfl.FilterField(
+        field=tf.TaskField(
+            task_summary_field=tf.TaskSummaryField(field=tf.TASK_SUMMARY_ENUM_FIELD_SESSION_ID)
+        ),
+        filter_string=fc.FilterString(value=session_id, operator=fc.FILTER_STRING_OPERATOR_EQUAL),
+    )
+    return stubs.tasks.ListTasks(
+        tc.ListTasksRequest(
+            page=page,
+            page_size=50,
+            filters=tfl.Filters(**{"or": [tfl.FiltersAnd(**{"and": [condition]})]}),
+            sort=tc.ListTasksRequest.Sort(
+                field=tf.TaskField(
+                    task_summary_field=tf.TaskSummaryField(field=tf.TASK_SUMMARY_ENUM_FIELD_CREATED_AT)
+                ),
+                direction=SORT_DIRECTION_ASC,
+            ),
+        )
+    )
