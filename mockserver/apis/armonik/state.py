@@ -11,10 +11,14 @@ Entities (plain dataclasses, mutated in place, then ``repo.save(entity)``):
 
 Repositories (``state.sessions``, ``state.tasks``, ``state.results``,
 ``state.partitions``; object storage ``state.objects``): the only way to reach
-stored entities, so a SQLite-backed store can replace the dicts behind them.
-Every repository has ``get(id) -> entity | None``, ``add(entity)``,
-``save(entity)``, ``delete(id)``, ``all()`` and ``len()``; tasks and results
-also ``by_session(session_id)``.
+stored entities.  Every repository has ``get(id) -> entity | None``,
+``add(entity)``, ``save(entity)``, ``delete(id)``, ``all()`` and ``len()``;
+tasks and results also ``by_session(session_id)``.  Sessions, tasks, results
+and objects write through the family's store (``serve --store sqlite:PATH``:
+``add``/``save``/``delete`` stage the record, the server commits before it
+answers) and are read back when the state is created; partitions come from the
+options at every start.  Sessions, tasks and results also keep a
+:class:`.listindex.ListIndex` (ordered ids per session and status) for the list RPCs.
 
 :class:`ArmonikState` (``ctx.state`` in every ArmoniK handler):
     - ``clock``, ``registry``, ``options`` (:class:`ArmonikOptions`), ``rules``
