@@ -24,7 +24,7 @@ from armonik.protogen.common import tasks_filters_pb2 as tfl
 from armonik.protogen.common.objects_pb2 import TaskOptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protoconform.mockserver.apis.armonik import listing, tasks
+from protoconform.mockserver.apis.armonik import listindex, listing, tasks
 from protoconform.mockserver.apis.armonik.filters import compile_filters
 from protoconform.mockserver.apis.armonik.listindex import _SMALL
 from protoconform.mockserver.apis.armonik.options import parse
@@ -219,3 +219,21 @@ def test_counts_follow_status_changes_and_deletions() -> None:
     state.tasks.delete_session("s-a")
     assert index.count((None, None)) == 2 and index.count(("s-a", None)) == 0 and index.count((None, 4)) == 0
     assert list(index.ids((None, None))) == ["t1", "t3"]
+
+
+def test_status_changes_are_filed_in_bounded_batches(monkeypatch: Any) -> None:
+    """Saved status changes wait to be filed until a status query, or until enough are waiting."""
+    monkeypatch.setattr(listindex, "_SETTLE_AT", 3)
+    state = _state()
+    for i in range(4):
+        state.tasks.add(_entity("task", f"t{i}", "s-a", i, 1))
+    index = state.tasks.index
+    assert index is not None
+    for i, status in ((0, 2), (1, 2)):
+        state.set_task_status(state.tasks.get(f"t{i}"), status)
+    assert len(index._moved) == 2 and index.count(("s-a", None)) == 4  # no status asked: not filed yet
+    assert index.count((None, 2)) == 2 and not index._moved  # a status query files them
+    for i in range(3):
+        state.set_task_status(state.tasks.get(f"t{i}"), 4)
+    assert not index._moved  # the third change reached the bound: filed without a query
+    assert index.status_counts("s-a") == {1: 1, 4: 3}

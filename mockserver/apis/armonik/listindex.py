@@ -22,22 +22,35 @@ Orders match the scan exactly: by id, ``sorted`` on the id string; by
 ``created_at``, ascending ``(created_at, id)``, and descending walks the time
 groups from the latest while each group of equal ``created_at`` keeps id order
 (the scan's stable sort); by status, the statuses in numeric order (reversed
-when descending), each group in id order.  ``created_at`` and the session of an
-entity never change; its status does, and the repository calls :meth:`update`
-on every ``save``.
+when descending), each group in id order (times are kept as integer
+microseconds, the datetimes' own resolution).  ``created_at`` and the session
+of an entity never change; its status does, and the repository calls
+:meth:`update` on every ``save``: the change is noted, and filed (moved between
+the status scopes) before the next query that depends on statuses, or once
+:data:`_SETTLE_AT` wait.  The engine changes statuses far more often than
+clients list them, and a task that goes through five statuses between two
+lists moves once; the cost of a status change is then a dict write.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Hashable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sortedcontainers import SortedList
 
 _SMALL = 256  # entries a scope keeps in a plain list before it becomes a SortedList
-_TICK = timedelta(microseconds=1)  # datetime resolution: the first instant after a time group
+_SETTLE_AT = 10_000  # status changes noted before they are filed even without a query
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _stamp(created_at: datetime) -> int:
+    """Microseconds since the epoch: integers compare faster than datetimes, in the same order."""
+    return (created_at - _EPOCH) // _MICROSECOND
+
 
 Scope = tuple[str | None, int | None]  # (session id or None, status or None)
 Ordered = list[Any] | SortedList
@@ -86,72 +99,97 @@ class ListIndex:
         self._by_time: dict[Scope, Ordered] = {}
         self._statuses: dict[str | None, set[int]] = {}  # session (None: all) -> statuses present
         self._filed: dict[str, int] = {}  # id -> the status it is filed under
+        self._moved: dict[str, Any] = {}  # id -> entity saved since its status may have changed
 
-    def _scopes(self, session_id: str | None, status: int) -> tuple[Scope, ...]:
-        if self.by_session:
-            return ((None, None), (None, status), (session_id, None), (session_id, status))
-        return ((None, None), (None, status))
+    def _owners(self, session_id: str | None) -> tuple[str | None, ...]:
+        return (None, session_id) if self.by_session else (None,)
 
-    def _file(self, key: str, created_at: datetime, session_id: str | None, status: int) -> None:
-        stamp = (created_at, key)
-        for scope in self._scopes(session_id, status):
-            self._by_id[scope] = _insert(self._by_id.get(scope), key)
-            self._by_time[scope] = _insert(self._by_time.get(scope), stamp)
-        self._statuses.setdefault(None, set()).add(status)
-        if self.by_session:
-            self._statuses.setdefault(session_id, set()).add(status)
-        self._filed[key] = status
+    def _put(self, scope: Scope, key: str, stamp: tuple[int, str]) -> None:
+        self._by_id[scope] = _insert(self._by_id.get(scope), key)
+        self._by_time[scope] = _insert(self._by_time.get(scope), stamp)
 
-    def _unfile(self, key: str, created_at: datetime, session_id: str | None, status: int) -> None:
-        stamp = (created_at, key)
-        for scope in self._scopes(session_id, status):
-            for table, value in ((self._by_id, key), (self._by_time, stamp)):
-                container = table.get(scope)
-                if container is None:
-                    continue
+    def _take(self, scope: Scope, key: str, stamp: tuple[int, str]) -> None:
+        for table, value in ((self._by_id, key), (self._by_time, stamp)):
+            container = table.get(scope)
+            if container is not None:
                 _remove(container, value)
                 if not container:
                     del table[scope]
-        for owner in (None, session_id) if self.by_session else (None,):
+
+    def _file_status(self, key: str, stamp: tuple[int, str], session_id: str | None, status: int) -> None:
+        for owner in self._owners(session_id):
+            self._put((owner, status), key, stamp)
+            self._statuses.setdefault(owner, set()).add(status)
+        self._filed[key] = status
+
+    def _unfile_status(self, key: str, stamp: tuple[int, str], session_id: str | None, status: int) -> None:
+        for owner in self._owners(session_id):
+            self._take((owner, status), key, stamp)
             if (owner, status) not in self._by_id:
                 present = self._statuses.get(owner)
                 if present is not None:
                     present.discard(status)
                     if not present:
                         del self._statuses[owner]
-        self._filed.pop(key, None)
 
     def _session_of(self, item: Any) -> str | None:
         return item.session_id if self.by_session else None
+
+    def _settle(self) -> None:
+        """File the entities whose status changed under their new status (before a status query).
+
+        Status changes are only noted when saved (an engine changes statuses far more often than
+        clients list them, and a task going through five statuses between two lists moves once)."""
+        moved, self._moved = self._moved, {}
+        for key, item in moved.items():
+            filed = self._filed.get(key)
+            if filed is not None and filed != item.status:
+                stamp = (_stamp(item.created_at), key)
+                session_id = self._session_of(item)
+                self._unfile_status(key, stamp, session_id, filed)
+                self._file_status(key, stamp, session_id, item.status)
 
     # -- upkeep (called by the repository) ----------------------------------------------
     def add(self, item: Any) -> None:
         key = getattr(item, self.key_attr)
         if key in self._filed:
             self.remove(item)
-        self._file(key, item.created_at, self._session_of(item), item.status)
+        stamp = (_stamp(item.created_at), key)
+        session_id = self._session_of(item)
+        for owner in self._owners(session_id):
+            self._put((owner, None), key, stamp)
+        self._file_status(key, stamp, session_id, item.status)
 
     def update(self, item: Any) -> None:
         key = getattr(item, self.key_attr)
-        filed = self._filed.get(key)
-        if filed is not None and filed != item.status:
-            session_id = self._session_of(item)
-            self._unfile(key, item.created_at, session_id, filed)
-            self._file(key, item.created_at, session_id, item.status)
+        if key in self._filed:
+            self._moved[key] = item
+            if len(self._moved) >= _SETTLE_AT:  # bounded: settled now and then without a query
+                self._settle()
 
     def remove(self, item: Any) -> None:
         key = getattr(item, self.key_attr)
-        filed = self._filed.get(key)
-        if filed is not None:
-            self._unfile(key, item.created_at, self._session_of(item), filed)
+        filed = self._filed.pop(key, None)
+        self._moved.pop(key, None)
+        if filed is None:
+            return
+        stamp = (_stamp(item.created_at), key)
+        session_id = self._session_of(item)
+        self._unfile_status(key, stamp, session_id, filed)
+        for owner in self._owners(session_id):
+            self._take((owner, None), key, stamp)
 
     # -- queries ------------------------------------------------------------------------
     def count(self, scope: Scope) -> int:
+        if scope[1] is not None and self._moved:
+            self._settle()
         container = self._by_id.get(scope)
         return len(container) if container is not None else 0
 
     def status_counts(self, session_id: str | None, status: int | None = None) -> dict[int, int]:
         """Entities per status (of one session; of one status), only those present."""
+        if self._moved:
+            self._settle()
         statuses = [status] if status is not None else self._statuses.get(session_id, ())
         counts = {each: self.count((session_id, each)) for each in statuses}
         return {each: n for each, n in counts.items() if n}
@@ -160,6 +198,8 @@ class ListIndex:
         """Ids at positions [start, stop) of the scope sorted on ``order`` (id | created_at | status)."""
         if stop <= start:
             return []
+        if self._moved and (scope[1] is not None or order == "status"):
+            self._settle()
         if order == "id":
             return self._id_page(self._by_id.get(scope), descending, start, stop)
         if order == "created_at":
@@ -192,7 +232,7 @@ class ListIndex:
         while position < stop and position < size:
             stamp = container[size - 1 - position][0]
             low = _bisect_left(container, (stamp,))
-            high = _bisect_left(container, (stamp + _TICK,))
+            high = _bisect_left(container, (stamp + 1,))
             group_start = size - high  # where the group begins in the descending order
             first = low + (position - group_start)
             take = min(high - first, stop - position)
@@ -222,4 +262,6 @@ class ListIndex:
 
     def ids(self, scope: Scope) -> Iterator[Hashable]:
         """Every id of the scope in id order (tests compare it with the repository)."""
+        if scope[1] is not None and self._moved:
+            self._settle()
         return iter(self._by_id.get(scope, ()))
