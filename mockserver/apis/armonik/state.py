@@ -267,6 +267,17 @@ class _Repository:
         if self.index is not None:
             self.index.add(item)
 
+    def restore_many(self, items: Iterable[Any]) -> None:
+        """Put back every entity read from the store, then index them all at once."""
+        index, self.index = self.index, None
+        try:
+            for item in items:
+                self.restore(item)
+        finally:
+            self.index = index
+        if index is not None:
+            index.build(self._items.values())
+
     def save(self, item: Any) -> None:
         key = getattr(item, self.key_attr)
         if self._items.get(key) is not item:
@@ -462,12 +473,12 @@ class ArmonikState:
     def _load(self) -> None:
         """Read the store back into the repositories (first-written order, so per-session
         orders are as before); the engine resumes later (:meth:`engine.Engine.resume`)."""
-        for _, session in self.store.table("sessions").load():
-            self.sessions.restore(session)
-        for _, result in self.store.table("results").load():
-            self.results.restore(result)
-        for _, task in self.store.table("tasks").load():
-            self.tasks.restore(task)
+        for name, repository in (
+            ("sessions", self.sessions),
+            ("results", self.results),
+            ("tasks", self.tasks),
+        ):
+            repository.restore_many(record for _, record in self.store.table(name).load())
         for key, data in self.store.table("objects", raw=True).load():
             self.objects.restore(key, data)
 
