@@ -288,13 +288,17 @@ def test_an_attached_workers_lost_run_is_retried_after_kill_9(tmp_path: Path) ->
     from armonik.protogen.worker.worker_service_pb2_grpc import add_WorkerServicer_to_server
     from armonik.worker import ArmoniKWorker, ClefLogger, TaskHandler
 
-    release = threading.Event()
+    release, made = threading.Event(), threading.Event()
     seen: list[str] = []
 
     def processor(handler: TaskHandler) -> Output:
         seen.append(handler.task_id)
-        if len(seen) == 1:
-            release.wait(30)  # the server is killed while this run is in progress
+        if len(seen) == 1:  # makes a result and a subtask, then is killed in the middle of the run
+            side = handler.create_results_metadata(["side"])["side"].result_id
+            sub_in = handler.create_results({"sub-in": b"x"})["sub-in"].result_id
+            handler.submit_tasks([TaskDefinition(sub_in, [side])])
+            made.set()
+            release.wait(30)
             return Output()
         handler.send_results({out: handler.payload.upper() for out in handler.expected_results})
         return Output()
@@ -331,10 +335,7 @@ def test_an_attached_workers_lost_run_is_retried_after_kill_9(tmp_path: Path) ->
             payload = create_data(stubs, sid, payload=b"hold")["payload"]
             output = create_metadata(stubs, sid, "out")["out"]
             [task] = ArmoniKTasks(channel).submit_tasks(sid, [TaskDefinition(payload, [output])])
-            deadline = time.monotonic() + 30
-            while not seen and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert seen == [task.id]
+            assert made.wait(30) and seen == [task.id]
             first.stop(signal.SIGKILL)
         with ServerProcess(args) as second, grpc.insecure_channel(second.grpc_address) as channel:
             ArmoniKEvents(channel).wait_for_result_availability(output, sid)
@@ -343,6 +344,11 @@ def test_an_attached_workers_lost_run_is_retried_after_kill_9(tmp_path: Path) ->
             assert tasks[task.id].status == TaskStatus.TASK_STATUS_RETRIED
             assert tasks[f"{task.id}###1"].status == TaskStatus.TASK_STATUS_COMPLETED
             assert seen == [task.id, f"{task.id}###1"]
+            # What the lost run made does not land: its subtask is cancelled, its results aborted.
+            [child] = [t for t in tasks.values() if t.created_by == task.id]
+            assert child.status in (TaskStatus.TASK_STATUS_CANCELLING, TaskStatus.TASK_STATUS_CANCELLED)
+            made_results = {r.name: r.status for r in _results_of(Stubs(channel), sid)}
+            assert made_results["side"] == made_results["sub-in"] == ResultStatus.RESULT_STATUS_ABORTED
     finally:
         release.set()
         worker_server.stop(0)

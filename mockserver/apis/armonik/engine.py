@@ -324,7 +324,7 @@ class Engine:
     def resume(self) -> None:
         """Go on after a restart from a durable store (see the module docstring)."""
         tasks = list(self.state.tasks.all())
-        lost = {t.task_id for t in tasks if t.status == TaskStatuses.PROCESSING}
+        lost = [t.task_id for t in tasks if t.status == TaskStatuses.PROCESSING]
         for task in tasks:
             if task.status == TaskStatuses.SUBMITTED:
                 heapq.heappush(self._queue, (-task.options.priority, next(self._seq), task.task_id))
@@ -334,10 +334,21 @@ class Engine:
                 self.clock.call_later(self.state.options.cancel_delay, lambda t=task: self._cancelled(t))
             elif task.status == TaskStatuses.PENDING:
                 self._wait_again(task)
-        for task_id in lost:
-            task = self.state.tasks.get(task_id)
-            if task is not None and task.status == TaskStatuses.PROCESSING:
-                self._lost_run(task)
+        if lost:
+            # What each lost run produced: its subtasks still CREATING, the results it created.
+            lost_set = set(lost)
+            children: dict[str, list[Task]] = {}
+            for task in tasks:
+                if task.created_by in lost_set and task.status == TaskStatuses.CREATING:
+                    children.setdefault(task.created_by, []).append(task)
+            created: dict[str, list[Result]] = {}
+            for result in self.state.results.all():
+                if result.created_by in lost_set and result.status == ResultStatuses.CREATED:
+                    created.setdefault(result.created_by, []).append(result)
+            for task_id in lost:
+                task = self.state.tasks.get(task_id)
+                if task is not None and task.status == TaskStatuses.PROCESSING:
+                    self._lost_run(task, children.get(task_id, []), created.get(task_id, []))
         self._schedule_pump()
 
     def _wait_again(self, task: Task) -> None:
@@ -356,18 +367,12 @@ class Engine:
         if not remaining:
             self._make_ready(task)
 
-    def _lost_run(self, task: Task) -> None:
+    def _lost_run(self, task: Task, children: list[Task], created: list[Result]) -> None:
         """A task PROCESSING when the server stopped: its agent is gone, the attempt failed."""
-        children = [
-            t
-            for t in self.state.tasks.by_session(task.session_id)
-            if t.created_by == task.task_id and t.status == TaskStatuses.CREATING
-        ]
         if children:
             self.cancel_tasks(children, f"parent task {task.task_id} did not complete")
-        for result in self.state.results.by_session(task.session_id):
-            if result.created_by == task.task_id and result.status == ResultStatuses.CREATED:
-                self.state.abort_result(result)
+        for result in created:
+            self.state.abort_result(result)
         now = self.state.now()
         task.processed_at = task.ended_at = now
         message = "the agent processing the task was lost (control plane restart)"
