@@ -452,3 +452,24 @@ def _session_tasks(stubs: Stubs, session_id: str, page: int) -> Any:
             ),
         )
     )
+
+
+def test_resume_fails_a_lost_run_without_retries_left_and_queues_acquired_tasks_again() -> None:
+    from protoconform.mockserver.apis.armonik.options import parse
+    from protoconform.mockserver.apis.armonik.state import ArmonikState, Result, Session, Task
+    from protoconform.mockserver.clock import Clock
+
+    state = ArmonikState(parse({}), Clock(0), None)
+    now = state.now()
+    state.add_session(Session("s", ["default"], task_options(), now))
+    state.add_result(Result("out", "s", "out", now, owner_task_id="last"))
+    last = Task("last", "s", task_options(max_retries=1), "p", now, expected_output_ids=["out"])
+    last.retry_of_ids = ["first"]  # its one retry is used up
+    last.status = TaskStatus.TASK_STATUS_PROCESSING
+    acquired = Task("acq", "s", task_options(), "p", now, status=TaskStatus.TASK_STATUS_DISPATCHED)
+    for task in (last, acquired):
+        state.add_task(task)
+    state.engine.resume()
+    assert last.status == TaskStatus.TASK_STATUS_ERROR and "lost" in last.output_error
+    assert state.results.get("out").status == ResultStatus.RESULT_STATUS_ABORTED
+    assert acquired.status == TaskStatus.TASK_STATUS_SUBMITTED and state.engine.queued == 1
