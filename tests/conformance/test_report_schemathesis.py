@@ -69,7 +69,7 @@ def test_a_server_error_names_operation_values_and_response(broken: str) -> None
 
     schema = schemathesis.openapi.from_dict(DOCUMENT)
     operation = next(iter(schema.get_all_operations())).ok()
-    client = SimpleNamespace(base=broken, session=requests.Session(), timeout=10.0)
+    client = SimpleNamespace(base=broken, session=requests.Session(), timeout=10.0, verify=True)
     with pytest.raises(Mismatch) as found:
         rest.probe_operation(operation, "Things.GetThing", client, [checks.not_a_server_error], 3)  # type: ignore[arg-type]
     failure = found.value

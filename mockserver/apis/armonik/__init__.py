@@ -67,9 +67,11 @@ __all__ = [
 def create_state(
     options: dict[str, Any], clock: Clock, registry: Registry, store: FamilyStore | None = None
 ) -> ArmonikState:
-    state = ArmonikState(parse(options), clock, registry)
+    state = ArmonikState(parse(options), clock, registry, store)
     for hook in lifecycle.STATE_HOOKS:
         hook(state)
+    if state.store.durable:
+        state.engine.resume()  # the executors are installed: in-flight tasks go on
     return state
 
 

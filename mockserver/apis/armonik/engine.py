@@ -38,6 +38,21 @@ What happens at the end of a run:
 
 Everything runs on the event loop; timers are plain clock callbacks, so with a
 manual clock ``clock.advance(s)`` runs the built-in lifecycle deterministically.
+
+**After a restart** (a durable store, ``serve --store sqlite:PATH``) timers and
+runs are gone; :meth:`Engine.resume` goes on as ArmoniK does when its control
+plane and polling agents come back (the task table and the queue survive, the
+agents do not): SUBMITTED tasks are queued again; DISPATCHED ones, whose
+acquisition was lost, go back to SUBMITTED and are queued (an acquisition that
+timed out is released); PROCESSING ones lost their agent mid-run, which ArmoniK
+treats as a failed attempt: RETRIED with a new task ``<initial>###<n>`` taking
+over the outputs while ``retries < max_retries``, ERROR otherwise, and what the
+lost run produced is dropped (its subtasks still CREATING are cancelled, the
+results it created are aborted); CANCELLING ones end CANCELLED after
+``cancel_delay``; PENDING ones wait again for the dependencies that are still
+not COMPLETED (or start, or are cancelled when one was aborted meanwhile).
+The same holds with an attached worker (``--armonik-worker``): its run was lost
+with the server.
 """
 
 from __future__ import annotations
@@ -305,6 +320,68 @@ class Engine:
                 self._end_run(run)
             self._release(task.task_id)
         self._schedule_pump()
+
+    def resume(self) -> None:
+        """Go on after a restart from a durable store (see the module docstring)."""
+        tasks = list(self.state.tasks.all())
+        lost = [t.task_id for t in tasks if t.status == TaskStatuses.PROCESSING]
+        for task in tasks:
+            if task.status == TaskStatuses.SUBMITTED:
+                heapq.heappush(self._queue, (-task.options.priority, next(self._seq), task.task_id))
+            elif task.status == TaskStatuses.DISPATCHED:
+                self._queue_task(task)
+            elif task.status == TaskStatuses.CANCELLING:
+                self.clock.call_later(self.state.options.cancel_delay, lambda t=task: self._cancelled(t))
+            elif task.status == TaskStatuses.PENDING:
+                self._wait_again(task)
+        if lost:
+            # What each lost run produced: its subtasks still CREATING, the results it created.
+            lost_set = set(lost)
+            children: dict[str, list[Task]] = {}
+            for task in tasks:
+                if task.created_by in lost_set and task.status == TaskStatuses.CREATING:
+                    children.setdefault(task.created_by, []).append(task)
+            created: dict[str, list[Result]] = {}
+            for result in self.state.results.all():
+                if result.created_by in lost_set and result.status == ResultStatuses.CREATED:
+                    created.setdefault(result.created_by, []).append(result)
+            for task_id in lost:
+                task = self.state.tasks.get(task_id)
+                if task is not None and task.status == TaskStatuses.PROCESSING:
+                    self._lost_run(task, children.get(task_id, []), created.get(task_id, []))
+        self._schedule_pump()
+
+    def _wait_again(self, task: Task) -> None:
+        remaining = set()
+        for dep in task.data_dependencies:
+            result = self.state.results.get(dep)
+            if result is None or result.status in (ResultStatuses.ABORTED, ResultStatuses.DELETED):
+                self.cancel_tasks([task], f"data dependency {dep} can never complete")
+                return
+            if result.status != ResultStatuses.COMPLETED:
+                remaining.add(dep)
+        task.remaining_dependencies = remaining
+        self.state.tasks.save(task)
+        for dep in remaining:
+            self.state.tasks.add_waiter(dep, task.task_id)
+        if not remaining:
+            self._make_ready(task)
+
+    def _lost_run(self, task: Task, children: list[Task], created: list[Result]) -> None:
+        """A task PROCESSING when the server stopped: its agent is gone, the attempt failed."""
+        if children:
+            self.cancel_tasks(children, f"parent task {task.task_id} did not complete")
+        for result in created:
+            self.state.abort_result(result)
+        now = self.state.now()
+        task.processed_at = task.ended_at = now
+        message = "the agent processing the task was lost (control plane restart)"
+        if task.retries < task.options.max_retries:
+            self._retry(task, message)
+        else:
+            task.output_success, task.output_error = False, message
+            self.state.set_task_status(task, TaskStatuses.ERROR, message)
+            self._abort_outputs(task)
 
     # -- lifecycle steps -------------------------------------------------------------
     def _make_ready(self, task: Task) -> None:

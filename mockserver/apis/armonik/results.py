@@ -147,7 +147,9 @@ def owner_task_id(request, ctx: CallContext) -> GetOwnerTaskIdResponse:
 @handler(SVC, "ListResults")
 def list_results(request, ctx: CallContext) -> ListResultsResponse:
     state: ArmonikState = ctx.state
-    page, total = run_list(ctx, request, "result", state.results.all(), lambda r: r.result_id)
+    page, total = run_list(
+        ctx, request, "result", state.results.all, lambda r: r.result_id, repo=state.results
+    )
     return ListResultsResponse(
         results=[raw(ctx, r) for r in page], page=request.page, page_size=request.page_size, total=total
     )

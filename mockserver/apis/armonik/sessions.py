@@ -94,7 +94,9 @@ def get(request, ctx: CallContext) -> GetSessionResponse:
 @handler(SVC, "ListSessions")
 def list_sessions(request, ctx: CallContext) -> ListSessionsResponse:
     state: ArmonikState = ctx.state
-    page, total = run_list(ctx, request, "session", state.sessions.all(), lambda s: s.session_id)
+    page, total = run_list(
+        ctx, request, "session", state.sessions.all, lambda s: s.session_id, repo=state.sessions
+    )
     return ListSessionsResponse(
         sessions=[convert.session_raw(s, with_options=request.with_task_options) for s in page],
         page=request.page,

@@ -11,10 +11,14 @@ Entities (plain dataclasses, mutated in place, then ``repo.save(entity)``):
 
 Repositories (``state.sessions``, ``state.tasks``, ``state.results``,
 ``state.partitions``; object storage ``state.objects``): the only way to reach
-stored entities, so a SQLite-backed store can replace the dicts behind them.
-Every repository has ``get(id) -> entity | None``, ``add(entity)``,
-``save(entity)``, ``delete(id)``, ``all()`` and ``len()``; tasks and results
-also ``by_session(session_id)``.
+stored entities.  Every repository has ``get(id) -> entity | None``,
+``add(entity)``, ``save(entity)``, ``delete(id)``, ``all()`` and ``len()``;
+tasks and results also ``by_session(session_id)``.  Sessions, tasks, results
+and objects write through the family's store (``serve --store sqlite:PATH``:
+``add``/``save``/``delete`` stage the record, the server commits before it
+answers) and are read back when the state is created; partitions come from the
+options at every start.  Sessions, tasks and results also keep a
+:class:`.listindex.ListIndex` (ordered ids per session and status) for the list RPCs.
 
 :class:`ArmonikState` (``ctx.state`` in every ArmoniK handler):
     - ``clock``, ``registry``, ``options`` (:class:`ArmonikOptions`), ``rules``
@@ -47,10 +51,12 @@ from armonik.protogen.common.objects_pb2 import TaskOptions
 from armonik.protogen.common.result_status_pb2 import ResultStatus
 from armonik.protogen.common.session_status_pb2 import SessionStatus
 from armonik.protogen.common.task_status_pb2 import TaskStatus
+from protoconform.mockserver.apis.armonik.listindex import ListIndex
 from protoconform.mockserver.apis.armonik.options import ArmonikOptions, PartitionSpec
 from protoconform.mockserver.clock import Clock
 from protoconform.mockserver.pubsub import Topic
 from protoconform.mockserver.rpc import ApiError
+from protoconform.mockserver.store import FamilyStore, Store, StoredTable
 from protoconform.mockserver.validation import rule_error
 from protoconform.specs import rules as spec_rules
 
@@ -231,28 +237,64 @@ RESULT_OWNER_UPDATE = EventsEnum.EVENTS_ENUM_RESULT_OWNER_UPDATE
 
 # ----------------------------------------------------------------------- repositories
 class _Repository:
-    """In-memory storage of one entity kind, keyed by id.
+    """Storage of one entity kind, keyed by id: a dict, mirrored to the family's store.
 
-    ``save`` is a no-op here (entities are mutated in place) but callers still
-    call it after a change so a persistent store can write there.
+    Entities are mutated in place; callers call ``save`` after a change, which
+    stages the record for the store's next commit (a no-op in memory) and keeps
+    the list index (:mod:`.listindex`) in step with the status.
     """
 
     key_attr = "id"
+    indexed = False  # whether a ListIndex orders the entities for the list RPCs
+    session_scoped = False
 
-    def __init__(self) -> None:
+    def __init__(self, table: StoredTable | None = None) -> None:
         self._items: dict[str, Any] = {}
+        self._table = table
+        self.index: ListIndex | None = ListIndex(self.key_attr, self.session_scoped) if self.indexed else None
 
     def get(self, key: str) -> Any:
         return self._items.get(key)
 
     def add(self, item: Any) -> None:
+        self.restore(item)
+        if self._table is not None:
+            self._table.put(getattr(item, self.key_attr), item)
+
+    def restore(self, item: Any) -> None:
+        """Put back an entity read from the store (nothing is staged)."""
         self._items[getattr(item, self.key_attr)] = item
+        if self.index is not None:
+            self.index.add(item)
+
+    def restore_many(self, items: Iterable[Any]) -> None:
+        """Put back every entity read from the store, then index them all at once."""
+        index, self.index = self.index, None
+        try:
+            for item in items:
+                self.restore(item)
+        finally:
+            self.index = index
+        if index is not None:
+            index.build(self._items.values())
 
     def save(self, item: Any) -> None:
-        pass
+        key = getattr(item, self.key_attr)
+        if self._items.get(key) is not item:
+            return  # deleted meanwhile (a late timer): nothing to keep
+        if self._table is not None:
+            self._table.put(key, item)
+        if self.index is not None:
+            self.index.update(item)
 
     def delete(self, key: str) -> Any:
-        return self._items.pop(key, None)
+        item = self._items.pop(key, None)
+        if item is not None:
+            if self._table is not None:
+                self._table.delete(key)
+            if self.index is not None:
+                self.index.remove(item)
+        return item
 
     def all(self) -> Iterator[Any]:
         return iter(list(self._items.values()))
@@ -267,18 +309,24 @@ class _Repository:
 class _SessionScoped(_Repository):
     """A repository with a per-session index (tasks and results)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    session_scoped = True
+
+    def __init__(self, table: StoredTable | None = None) -> None:
+        super().__init__(table)
         self._by_session: dict[str, dict[str, Any]] = {}
 
-    def add(self, item: Any) -> None:
-        super().add(item)
+    def restore(self, item: Any) -> None:
+        super().restore(item)
         self._by_session.setdefault(item.session_id, {})[getattr(item, self.key_attr)] = item
 
     def delete(self, key: str) -> Any:
         item = super().delete(key)
         if item is not None:
-            self._by_session.get(item.session_id, {}).pop(key, None)
+            scoped = self._by_session.get(item.session_id)
+            if scoped is not None:
+                scoped.pop(key, None)
+                if not scoped:
+                    del self._by_session[item.session_id]
         return item
 
     def by_session(self, session_id: str) -> list[Any]:
@@ -286,13 +334,18 @@ class _SessionScoped(_Repository):
 
     def delete_session(self, session_id: str) -> int:
         items = self._by_session.pop(session_id, {})
-        for key in items:
+        for key, item in items.items():
             self._items.pop(key, None)
+            if self._table is not None:
+                self._table.delete(key)
+            if self.index is not None:
+                self.index.remove(item)
         return len(items)
 
 
 class SessionRepository(_Repository):
     key_attr = "session_id"
+    indexed = True
 
     def get(self, key: str) -> Session | None:
         return self._items.get(key)
@@ -303,9 +356,10 @@ class SessionRepository(_Repository):
 
 class TaskRepository(_SessionScoped):
     key_attr = "task_id"
+    indexed = True
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, table: StoredTable | None = None) -> None:
+        super().__init__(table)
         self._waiting: dict[str, set[str]] = {}  # result id -> ids of tasks waiting for it
 
     def get(self, key: str) -> Task | None:
@@ -331,6 +385,7 @@ class TaskRepository(_SessionScoped):
 
 class ResultRepository(_SessionScoped):
     key_attr = "result_id"
+    indexed = True
 
     def get(self, key: str) -> Result | None:
         return self._items.get(key)
@@ -353,19 +408,26 @@ class PartitionRepository(_Repository):
 
 
 class ObjectStore:
-    """Result payloads, keyed by opaque id (what object storage would hold)."""
+    """Result payloads, keyed by opaque id (what object storage would hold), mirrored to the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: StoredTable | None = None) -> None:
         self._objects: dict[bytes, bytes] = {}
+        self._table = table
 
     def put(self, key: bytes, data: bytes) -> None:
+        self._objects[key] = data
+        if self._table is not None:
+            self._table.put(key, data, scope=key)  # the scope carries the key back at load
+
+    def restore(self, key: bytes, data: bytes) -> None:
         self._objects[key] = data
 
     def get(self, key: bytes) -> bytes | None:
         return self._objects.get(key)
 
     def delete(self, key: bytes) -> None:
-        self._objects.pop(key, None)
+        if self._objects.pop(key, None) is not None and self._table is not None:
+            self._table.delete(key)
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._objects
@@ -378,25 +440,47 @@ class ObjectStore:
 class ArmonikState:
     """Everything one ArmoniK control plane knows; ``ctx.state`` of its handlers."""
 
-    def __init__(self, options: ArmonikOptions, clock: Clock, registry: Registry | None) -> None:
+    def __init__(
+        self,
+        options: ArmonikOptions,
+        clock: Clock,
+        registry: Registry | None,
+        store: FamilyStore | None = None,
+    ) -> None:
         from protoconform.mockserver.apis.armonik.engine import Engine
 
         self.options = options
         self.clock = clock
         self.registry = registry
+        self.store = store if store is not None else Store().family(FAMILY)
         self.rules = spec_rules.load(FAMILY)
         self.handler_variant = options.handler_variant
-        self.sessions = SessionRepository()
-        self.tasks = TaskRepository()
-        self.results = ResultRepository()
-        self.partitions = PartitionRepository()
-        self.objects = ObjectStore()
+        durable = self.store.durable
+        self.sessions = SessionRepository(self.store.table("sessions") if durable else None)
+        self.tasks = TaskRepository(self.store.table("tasks") if durable else None)
+        self.results = ResultRepository(self.store.table("results") if durable else None)
+        self.partitions = PartitionRepository()  # from the options, at every start
+        self.objects = ObjectStore(self.store.table("objects", raw=True) if durable else None)
         # Keys: the session id, plus the task or result id; bounded per stream (--armonik-event-buffer).
         self.events: Topic[Event] = Topic(options.event_buffer)
         self.session_machine = self.rules.state_machines["session"]
         for spec in options.partitions:
             self.partitions.add(_partition_of(spec))
         self.engine: Engine = Engine(self)
+        if durable:
+            self._load()
+
+    def _load(self) -> None:
+        """Read the store back into the repositories (first-written order, so per-session
+        orders are as before); the engine resumes later (:meth:`engine.Engine.resume`)."""
+        for name, repository in (
+            ("sessions", self.sessions),
+            ("results", self.results),
+            ("tasks", self.tasks),
+        ):
+            repository.restore_many(record for _, record in self.store.table(name).load())
+        for key, data in self.store.table("objects", raw=True).load():
+            self.objects.restore(key, data)
 
     # -- small helpers -------------------------------------------------------------
     def now(self) -> datetime:

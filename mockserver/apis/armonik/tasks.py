@@ -16,7 +16,7 @@ from armonik.protogen.common.tasks_common_pb2 import (
 )
 from protoconform.mockserver.apis.armonik import convert, defects
 from protoconform.mockserver.apis.armonik.filters import compile_filters
-from protoconform.mockserver.apis.armonik.listing import run_list
+from protoconform.mockserver.apis.armonik.listing import index_scope, run_list
 from protoconform.mockserver.apis.armonik.state import ArmonikState, Task
 from protoconform.mockserver.apis.armonik.submission import create_tasks, requested_tasks
 from protoconform.mockserver.rpc import CallContext, handler
@@ -53,9 +53,10 @@ def _task_page(request, ctx: CallContext) -> tuple[list[Task], int]:
         ctx,
         request,
         "task",
-        state.tasks.all(),
+        state.tasks.all,
         lambda t: t.task_id,
         ignore_filters=ctx.defect(FILTER_IGNORED),
+        repo=state.tasks,
     )
 
 
@@ -107,8 +108,14 @@ def result_ids(request, ctx: CallContext) -> GetResultIdsResponse:
 @handler(SVC, "CountTasksByStatus")
 def count_by_status(request, ctx: CallContext) -> CountTasksByStatusResponse:
     state: ArmonikState = ctx.state
-    predicate = compile_filters(state, "task", request.filters if request.HasField("filters") else None)
-    counts = Counter(t.status for t in state.tasks.all() if predicate(t))
+    filters = request.filters if request.HasField("filters") else None
+    predicate = compile_filters(state, "task", filters)
+    index = state.tasks.index
+    scope = index_scope("task", filters) if index is not None else None
+    if index is not None and scope is not None:  # kept counts: no scan
+        counts = index.status_counts(*scope)
+    else:
+        counts = Counter(t.status for t in state.tasks.all() if predicate(t))
     return CountTasksByStatusResponse(
         status=[StatusCount(status=s, count=n) for s, n in sorted(counts.items())]  # type: ignore[arg-type]
     )
