@@ -6,6 +6,10 @@ PEM`` also requires every client to present a certificate signed by that CA
 (mutual TLS).  The files are read while the command line is parsed, so a
 missing file, a key that does not match the certificate or a CA file without a
 certificate is a usage error naming the option, before anything listens.
+
+``protoconform proxy`` listens with the same options and also dials its target
+over TLS (:class:`ClientTlsConfig`, ``--target-ca``/``--target-cert``/
+``--target-key``), its files checked the same way.
 """
 
 from __future__ import annotations
