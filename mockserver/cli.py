@@ -93,8 +93,8 @@ def _token(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_security(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("security (TLS on both ports, bearer tokens; see README: Security)")
+def add_tls_arguments(group: argparse._ActionsContainer) -> None:
+    """``--tls-cert``, ``--tls-key``, ``--tls-client-ca``: shared by ``serve`` and ``proxy``."""
     group.add_argument("--tls-cert", default="", metavar="PEM", help="server certificate (chain): TLS on")
     group.add_argument("--tls-key", default="", metavar="PEM", help="private key of --tls-cert")
     group.add_argument(
@@ -103,6 +103,36 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="CA of client certificates: clients must present one it signed (mutual TLS)",
     )
+
+
+def add_control_token_argument(group: argparse._ActionsContainer, help_text: str) -> None:
+    group.add_argument(
+        "--control-token",
+        default=None,  # not "": argparse would pass a string default through _token
+        type=_token,
+        metavar="TOKEN",
+        help=help_text,
+    )
+
+
+def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
+    """The listening side's TLS files, read and checked; ValueError naming the option."""
+    from protoconform.mockserver import tls
+
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        tls_config = tls.TlsConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
+        tls.load(tls_config)
+        return tls_config
+    if args.tls_client_ca:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    return None
+
+
+def _add_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("security (TLS on both ports, bearer tokens; see README: Security)")
+    add_tls_arguments(group)
     group.add_argument(
         "--auth-token",
         action="append",
@@ -128,28 +158,16 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve gRPC reflection without a token (health always is)",
     )
-    group.add_argument(
-        "--control-token",
-        default=None,  # not "": argparse would pass a string default through _token
-        type=_token,
-        metavar="TOKEN",
-        help="bearer token of the control API; with auth on and none given, the control API is refused",
+    add_control_token_argument(
+        group, "bearer token of the control API; with auth on and none given, the control API is refused"
     )
 
 
 def security_from_args(args: argparse.Namespace) -> tuple[TlsConfig | None, AuthConfig]:
     """TLS files and auth settings, read and checked; ValueError naming the option."""
-    from protoconform.mockserver import tls
     from protoconform.mockserver.auth import Authenticator, read_token_file
 
-    tls_config = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            raise ValueError("--tls-cert and --tls-key go together")
-        tls_config = tls.TlsConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
-        tls.load(tls_config)
-    elif args.tls_client_ca:
-        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    tls_config = tls_from_args(args)
     tokens = list(args.auth_token)
     if args.auth_token_file:
         tokens += read_token_file(args.auth_token_file)

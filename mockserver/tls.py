@@ -6,6 +6,10 @@ PEM`` also requires every client to present a certificate signed by that CA
 (mutual TLS).  The files are read while the command line is parsed, so a
 missing file, a key that does not match the certificate or a CA file without a
 certificate is a usage error naming the option, before anything listens.
+
+``protoconform proxy`` listens with the same options and also dials its target
+over TLS (:class:`ClientTlsConfig`, ``--target-ca``/``--target-cert``/
+``--target-key``), its files checked the same way.
 """
 
 from __future__ import annotations
@@ -111,25 +115,84 @@ def _read(option: str, path: str) -> bytes:
     return data
 
 
+def _check_pair(cert_option: str, cert: str, key_option: str, key: str) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"{cert_option} {cert} / {key_option} {key}: not a certificate and its matching "
+            f"private key ({exc.reason or exc})"
+        ) from None
+
+
+def _check_ca(option: str, path: str, data: bytes) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_verify_locations(cadata=data.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ValueError(f"{option} {path}: no CA certificate in it ({reason})") from None
+
+
 def load(config: TlsConfig) -> TlsMaterial:
     """The files of ``config``, read and checked; ValueError naming the option otherwise."""
     cert = _read("--tls-cert", config.cert)
     key = _read("--tls-key", config.key)
     client_ca = _read("--tls-client-ca", config.client_ca) if config.client_ca else None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(config.cert, config.key)
-    except ssl.SSLError as exc:
-        raise ValueError(
-            f"--tls-cert {config.cert} / --tls-key {config.key}: not a certificate and its matching "
-            f"private key ({exc.reason or exc})"
-        ) from None
+    _check_pair("--tls-cert", config.cert, "--tls-key", config.key)
     if client_ca is not None:
-        try:
-            context.load_verify_locations(cadata=client_ca.decode("ascii"))
-        except (ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise ValueError(
-                f"--tls-client-ca {config.client_ca}: no CA certificate in it ({reason})"
-            ) from None
+        _check_ca("--tls-client-ca", config.client_ca, client_ca)
     return TlsMaterial(config, cert, key, client_ca)
+
+
+# -- the client side: a proxy dialing a server over TLS -----------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientTlsConfig:
+    """How to dial a TLS server (``proxy --target-*`` options): paths of PEM files, "" when unset."""
+
+    ca: str = ""  # "": the system's roots
+    cert: str = ""  # with key: a client certificate, for a server that requires one (mTLS)
+    key: str = ""
+    server_name: str = ""  # the name the certificate must have, and the authority sent
+
+    @property
+    def mutual(self) -> bool:
+        return bool(self.cert)
+
+
+@dataclass(frozen=True)
+class ClientTlsMaterial:
+    config: ClientTlsConfig
+    ca: bytes | None
+    cert: bytes | None
+    key: bytes | None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+    def channel_options(self) -> list[tuple[str, str]]:
+        """A server name overrides the target's host for the certificate check, SNI and
+        ``:authority`` alike: a cluster reached through a load balancer's address."""
+        name = self.config.server_name
+        return [("grpc.ssl_target_name_override", name), ("grpc.default_authority", name)] if name else []
+
+
+def load_client(config: ClientTlsConfig, prefix: str = "--target") -> ClientTlsMaterial:
+    """The files of ``config``, read and checked; ValueError naming the option (``{prefix}-ca``...)."""
+    ca_option, cert_option, key_option = f"{prefix}-ca", f"{prefix}-cert", f"{prefix}-key"
+    if bool(config.cert) != bool(config.key):
+        raise ValueError(f"{cert_option} and {key_option} go together")
+    ca = _read(ca_option, config.ca) if config.ca else None
+    if ca is not None:
+        _check_ca(ca_option, config.ca, ca)
+    cert = key = None
+    if config.cert:
+        cert = _read(cert_option, config.cert)
+        key = _read(key_option, config.key)
+        _check_pair(cert_option, config.cert, key_option, config.key)
+    return ClientTlsMaterial(config, ca, cert, key)

@@ -117,6 +117,7 @@ class ProxyProcess:
         self.process: subprocess.Popen[str] | None = None
         self.grpc_address = ""
         self.http_url = ""
+        self.fields: dict[str, str] = {}  # the ready line's fields after target= (tls=on...)
 
     def __enter__(self) -> ProxyProcess:
         self.process = subprocess.Popen(
@@ -132,7 +133,9 @@ class ProxyProcess:
             seen.append(line)
             match = PROXY_READY.match(line.strip())
             if match:
-                self.grpc_address, self.http_url = match["grpc"], f"http://{match['http']}"
+                self.fields = dict(item.split("=", 1) for item in match["rest"].split())
+                scheme = "https" if "tls" in self.fields else "http"
+                self.grpc_address, self.http_url = match["grpc"], f"{scheme}://{match['http']}"
                 threading.Thread(target=self.process.stdout.read, daemon=True).start()
                 return self
         raise RuntimeError("proxy exited before ready:\n" + "".join(seen))
@@ -147,4 +150,7 @@ class ProxyProcess:
             self.process.wait()
 
 
-PROXY_READY = re.compile(r"^protoconform proxy ready grpc=(?P<grpc>\S+) http=(?P<http>\S+) target=\S+$")
+# Fields after the target (tls=on|mutual, target-tls=on|mutual, control=token) appear only when set.
+PROXY_READY = re.compile(
+    r"^protoconform proxy ready grpc=(?P<grpc>\S+) http=(?P<http>\S+) target=\S+(?P<rest>(?: \S+=\S+)*)$"
+)

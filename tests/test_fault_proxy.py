@@ -402,6 +402,8 @@ BAD_OPTIONS = [
     (["proxy", "--target", "h:1", "--max-concurrent-calls", "0"], "--max-concurrent-calls"),
     (["proxy", "--target", "h:1", "--faults", "/nonexistent.yaml"], "--faults"),
     (["proxy", "--target", "h:1", "--fault-seed", "-1"], "--fault-seed"),
+    (["proxy", "--target", "h:1", "--target-ca", "/nonexistent.pem"], "--target-ca"),
+    (["proxy", "--target", "h:1", "--listen", "0.0.0.0:0"], "--control-token"),
     (["serve", "--faults", "/nonexistent.yaml"], "--faults"),
 ]
 

@@ -8,7 +8,6 @@ at run time; every check goes through the real gRPC and HTTP surfaces.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import os
 import subprocess
@@ -24,9 +23,8 @@ import jwt
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -37,6 +35,9 @@ from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 from protoconform.mockserver.tls import TlsConfig
 from protoconform.specs.registry import default_registry
+from tls_support import certificate as _certificate
+from tls_support import pem_key as _pem_key
+from tls_support import pem_public as _pem_public
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "protoconform-test"
@@ -48,43 +49,6 @@ OAUTH2_METADATA = "/flyteidl.service.AuthMetadataService/GetOAuth2Metadata"
 
 
 # -- key material ------------------------------------------------------------------------------
-
-
-def _pem_key(key: Any) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _pem_public(key: Any) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _certificate(
-    subject: str,
-    key: Any,
-    issuer: tuple[x509.Name, Any] | None = None,
-    ca: bool = False,
-    san: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
 
 
 @dataclass
