@@ -26,7 +26,7 @@ SCENARIOS: dict[str, Scenario] = {
             "armonik",
             ("ArmoniKSessionUser",),
             False,
-            "session -> payloads, outputs -> task batches -> wait on events -> download -> close, purge, delete",
+            "session -> payloads, outputs -> task batches -> events -> download -> close, purge, delete",
             ("tasks=8", "batch=4", "payload_bytes=256", "armonik_weight=1"),
         ),
         Scenario(
@@ -48,7 +48,7 @@ SCENARIOS: dict[str, Scenario] = {
             "flyte",
             ("FlyteUser",),
             False,
-            "Flyte: register task, workflow, launch plan -> activate -> executions -> events -> filtered lists",
+            "Flyte: register task, workflow, plan -> activate -> executions -> events -> filtered lists",
             ("executions=2", "flyte_weight=1"),
         ),
         Scenario(
