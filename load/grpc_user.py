@@ -30,6 +30,7 @@ from google.protobuf import json_format, message
 from locust import User
 from locust.exception import LocustError
 from protoconform.conformance.caller import parse_request, resolve_method
+from protoconform.load.params import env_name
 from protoconform.specs.registry import Method, Registry, default_registry
 
 # grpcio's own threads must yield to gevent's loop, or one blocked call stalls every user.
@@ -45,6 +46,10 @@ class GrpcCallError(Exception):
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+
+    def __repr__(self) -> str:
+        # locust's failure tables show repr(error): the status, not the class name around it
+        return str(self)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,9 @@ class GrpcClient:
         self.metadata = connection.metadata()
         self._fire = request_event.fire
         self._callables: dict[str, Any] = {}
+        # ``--param label=NAME``: a suffix to every request name, to tell load generators apart
+        label = os.environ.get(env_name("label"), "")
+        self.suffix = f" [{label}]" if label else ""
 
     def close(self) -> None:
         self.channel.close()
@@ -202,10 +210,10 @@ class GrpcClient:
         return value.name if value is not None else str(number)
 
     def report(self, name: str, started: float, size: int, error: Exception | None) -> None:
-        """Fire one request event for a call made outside :meth:`call` (started: perf_counter)."""
+        """Fire one request event (``started``: the call's ``time.perf_counter()``)."""
         self._fire(
             request_type="grpc",
-            name=name,
+            name=name + self.suffix,
             response_time=(time.perf_counter() - started) * 1000.0,
             response_length=size,
             exception=error,
