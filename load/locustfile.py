@@ -14,6 +14,7 @@ users it adds, on the master or the single local runner:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import os
 import sys
@@ -21,15 +22,17 @@ import time
 from typing import Any
 
 import gevent
+import grpc
 from grpc_health.v1 import health_pb2
 from locust import events, stats, task
 from locust.runners import WorkerRunner
-from protoconform.load.grpc_user import GrpcCallError, GrpcUser
+from protoconform.conformance.models.armonik.requests import session_request
+from protoconform.load.grpc_user import GrpcCallError, GrpcUser, build, method_of
 from protoconform.load.scenarios.armonik import ArmoniKSessionUser
 from protoconform.load.scenarios.flyte import FlyteUser
 from protoconform.load.scenarios.kfp import KfpGrpcUser, KfpRestUser
 
-__all__ = ["ArmoniKSessionUser", "FlyteUser", "HealthUser", "KfpGrpcUser", "KfpRestUser"]
+__all__ = ["ArmoniKSessionUser", "FlyteUser", "HealthUser", "KfpGrpcUser", "KfpRestUser", "SessionGetUser"]
 
 HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -54,12 +57,30 @@ class HealthUser(GrpcUser):
                 timeout=self.client.connection.timeout,
                 metadata=self.client.metadata,
             )
-        except Exception as exc:
-            code, details = getattr(exc, "code", None), getattr(exc, "details", None)
-            error = GrpcCallError(code(), details() or "") if code and details else exc
-            self.client.report(HEALTH, started, 0, error)
+        except grpc.RpcError as exc:
+            self.client.report(HEALTH, started, 0, GrpcCallError(exc.code(), exc.details() or ""))
             return
         self.client.report(HEALTH, started, reply.ByteSize(), None)
+
+
+class SessionGetUser(GrpcUser):
+    """ArmoniK GetSession of the user's own session in a loop: a stateful read through the whole
+    call path (dispatcher, validation, journal), the figure benchmarks compare with bare grpcio."""
+
+    def on_start(self) -> None:
+        self.session = self.client.unary("Sessions.CreateSession", session_request()).session_id
+        # built once: the loop measures the call, not protojson parsing
+        self.request = build(method_of("Sessions.GetSession"), {"session_id": self.session})
+
+    @task
+    def get_session(self) -> None:
+        with contextlib.suppress(GrpcCallError):  # reported; the loop goes on
+            self.client.unary("Sessions.GetSession", self.request)
+
+    def on_stop(self) -> None:
+        with contextlib.suppress(GrpcCallError):
+            self.client.unary("Sessions.DeleteSession", {"session_id": self.session})
+        super().on_stop()
 
 
 def _watch(environment: Any, budget: int, progress: bool) -> None:

@@ -57,6 +57,12 @@ SCENARIOS: dict[str, Scenario] = {
             False,
             "grpc.health.v1.Health/Check in a loop: the load generator's own ceiling",
         ),
+        Scenario(
+            "session-get",
+            ("SessionGetUser",),
+            False,
+            "ArmoniK GetSession of one session per user in a loop: a stateful Get through the call path",
+        ),
     )
 }
 SCENARIOS["mixed"] = Scenario(
