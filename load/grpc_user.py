@@ -16,6 +16,7 @@ Connection options (TLS, client certificate, bearer token, call deadline) come f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,11 @@ grpc_gevent.init_gevent()
 ENV_PREFIX = "PROTOCONFORM_LOAD_"
 
 
-class GrpcCallError(Exception):
+class ReportedError(Exception):
+    """A call that failed and was reported as such: it ends a workflow's iteration, nothing more."""
+
+
+class GrpcCallError(ReportedError):
     """A call's failure as locust records it: ``CODE: details``."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
@@ -245,3 +250,24 @@ class GrpcUser(User):
 
     def on_stop(self) -> None:
         self.client.close()
+
+
+@contextlib.contextmanager
+def workflow(request_event: Any, name: str) -> Iterator[None]:
+    """One iteration of a workflow. A failed call ends it (it is reported already); any other error
+    -- a check of the flow itself, such as a run that never finished or a page that lost an item --
+    is reported as a failed request of type ``flow`` named ``name``, so thresholds see it too."""
+    started = time.perf_counter()
+    try:
+        yield
+    except ReportedError:
+        pass
+    except Exception as exc:
+        request_event.fire(
+            request_type="flow",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000.0,
+            response_length=0,
+            exception=exc,
+            context={},
+        )

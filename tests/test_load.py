@@ -9,6 +9,7 @@ exit status. One mock serves the module; each user makes and removes its own nam
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from protoconform.mockserver.launcher import ServerProcess
+from test_security import Pki, pki  # noqa: F401  (the certificates of the security tests)
 
 TOKEN = "load-test-token"
 
@@ -26,6 +28,7 @@ WORKFLOWS = {
     "armonik": [
         "/armonik.api.grpc.v1.sessions.Sessions/CreateSession",
         "/armonik.api.grpc.v1.results.Results/CreateResults",
+        "/armonik.api.grpc.v1.results.Results/UploadResultData",
         "/armonik.api.grpc.v1.tasks.Tasks/SubmitTasks",
         "/armonik.api.grpc.v1.events.Events/GetEvents",
         "/armonik.api.grpc.v1.results.Results/DownloadResultData",
@@ -107,6 +110,70 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# Every call shape through the gRPC user's client, in a child process (importing it imports
+# locust, which gevent-patches the interpreter); the request events it fires are printed.
+SHAPES_PROBE = """
+import json, sys
+from gevent import monkey
+from protoconform.conformance.models.armonik.requests import session_request, upload_requests
+from protoconform.load.grpc_user import Connection, GrpcCallError, GrpcClient
+
+events = []
+
+class Event:
+    def fire(self, **kw):
+        kw["exception"] = None if kw["exception"] is None else repr(kw["exception"])
+        events.append(kw)
+
+client = GrpcClient(Connection(target=sys.argv[1]), Event())
+session = client.unary("Sessions.CreateSession", session_request()).session_id
+created = client.unary("Results.CreateResultsMetaData", {"session_id": session, "results": [{"name": "r"}]})
+result = created.results[0].result_id
+data = bytes(range(256)) * 40
+client.call("Results.UploadResultData", requests=upload_requests(session, result, data, [1000, 5000]))
+chunks = client.call("Results.DownloadResultData", {"session_id": session, "result_id": result})
+done = ["RESULT_STATUS_COMPLETED"]
+watch = {"result_ids": [result], "fetch_statuses": done, "watch_statuses": done}
+watched = client.call("Results.WatchResults", requests=[watch], max_responses=1, timeout=10)
+try:
+    client.unary("Sessions.GetSession", {"session_id": "no-such-session"})
+    raised = ""
+except GrpcCallError as exc:
+    raised = str(exc)
+print(json.dumps({
+    "events": events, "patched": monkey.is_module_patched("socket"), "raised": raised,
+    "downloaded": b"".join(c.data_chunk for c in chunks) == data, "watched": len(watched),
+}))
+"""
+
+
+def test_every_call_shape_fires_one_request_event(mock: ServerProcess, tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(SHAPES_PROBE)
+    env = {**os.environ, "PROTOCONFORM_LOAD_PARAM_LABEL": "gen1"}
+    done = subprocess.run(
+        [sys.executable, str(probe), mock.grpc_address], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["patched"] and seen["downloaded"] and seen["watched"] == 1
+    assert seen["raised"] == "NOT_FOUND: session_id: session 'no-such-session' was not found"
+    events = seen["events"]
+    armonik = "/armonik.api.grpc.v1"
+    assert [e["name"] for e in events] == [
+        f"{armonik}.sessions.Sessions/CreateSession [gen1]",
+        f"{armonik}.results.Results/CreateResultsMetaData [gen1]",
+        f"{armonik}.results.Results/UploadResultData [gen1]",  # client stream
+        f"{armonik}.results.Results/DownloadResultData [gen1]",  # server stream
+        f"{armonik}.results.Results/WatchResults [gen1]",  # bidirectional
+        f"{armonik}.sessions.Sessions/GetSession [gen1]",
+    ]
+    assert all(e["request_type"] == "grpc" and e["response_time"] >= 0 for e in events)
+    assert [e["exception"] for e in events] == [None] * 5 + [seen["raised"]]
+    assert events[3]["response_length"] >= 40 * 256  # every chunk's bytes
+    assert events[5]["response_length"] == 0 and all(e["response_length"] > 0 for e in events[:5])
 
 
 @pytest.mark.parametrize("scenario", list(WORKFLOWS))
@@ -212,3 +279,29 @@ def test_a_master_aggregates_two_workers(mock: ServerProcess, tmp_path: Path) ->
     assert set(per_worker) == {f"{check} [w1]", f"{check} [w2]"}, per_worker
     assert all(count > 0 for count in per_worker.values()), per_worker
     assert total == sum(per_worker.values())
+
+
+def test_mutual_tls_and_a_token_over_grpc_and_rest(pki: Pki, tmp_path: Path) -> None:  # noqa: F811
+    """Every workflow at once (gRPC users and the REST user) against a mock asking for both."""
+    tls = [
+        "--tls-cert",
+        str(pki.server_cert),
+        "--tls-key",
+        str(pki.server_key),
+        "--tls-client-ca",
+        str(pki.ca),
+    ]
+    with ServerProcess(["--clock-speed", "200", *tls, "--auth-token", TOKEN]) as server:
+        assert server.http_url.startswith("https://")
+        secured = ["--tls", "--ca", str(pki.ca), "--cert", str(pki.client_cert), "--key", str(pki.client_key)]
+        result = load(
+            "--scenario", "mixed", "--target", server.grpc_address, "--rest", server.http_url,
+            *secured, "--token", TOKEN, "--users", "4", "--requests", "150",
+            "--report-dir", "r", "--max-error-ratio", "0",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = stats(tmp_path / "r")
+    assert int(rows["Aggregated"]["Request Count"]) >= 150
+    methods = {row["Type"] for name, row in rows.items() if name != "Aggregated"}
+    assert {"grpc", "POST", "GET"} <= methods, methods

@@ -27,7 +27,7 @@ SCENARIOS: dict[str, Scenario] = {
             ("ArmoniKSessionUser",),
             False,
             "session -> payloads, outputs -> task batches -> events -> download -> close, purge, delete",
-            ("tasks=8", "batch=4", "payload_bytes=256", "armonik_weight=1"),
+            ("tasks=8", "batch=4", "payload_bytes=256", "uploads=2", "chunks=4", "armonik_weight=1"),
         ),
         Scenario(
             "kfp-grpc",

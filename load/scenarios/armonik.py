@@ -1,10 +1,11 @@
 """ArmoniK: a client's session from start to end.
 
-CreateSession -> CreateResults (payloads, with data) and CreateResultsMetaData (outputs) ->
+CreateSession -> payloads: CreateResults with data, and ``uploads`` of them streamed in ``chunks``
+(CreateResultsMetaData, then UploadResultData) -> CreateResultsMetaData (outputs) ->
 SubmitTasks in batches -> Events.GetEvents until every output is COMPLETED (the mock's built-in
 worker runs the tasks on its clock) -> DownloadResultData of every output -> CloseSession,
 PurgeSession, DeleteSession. Parameters: ``tasks`` per session, ``batch`` tasks per SubmitTasks,
-``payload_bytes``, ``armonik_weight``.
+``payload_bytes``, ``uploads``, ``chunks``, ``armonik_weight``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import os
 from typing import Any
 
 from locust import task
-from protoconform.conformance.models.armonik.requests import COMPLETED, RESULT_ENUM, b64, session_request
+from protoconform.conformance.models.armonik.requests import (
+    COMPLETED,
+    RESULT_ENUM,
+    b64,
+    session_request,
+    upload_requests,
+)
 from protoconform.load import params
-from protoconform.load.grpc_user import GrpcCallError, GrpcUser, registry
+from protoconform.load.grpc_user import GrpcCallError, GrpcUser, registry, workflow
 
 EVENTS = ["EVENTS_ENUM_NEW_RESULT", "EVENTS_ENUM_RESULT_STATUS_UPDATE"]
 
@@ -31,13 +38,16 @@ class ArmoniKSessionUser(GrpcUser):
     def on_start(self) -> None:
         self.tasks_per_session = params.count("tasks", 8)
         self.batch = params.count("batch", 4)
+        self.uploads = params.count("uploads", 2, low=0)
+        self.chunks = params.count("chunks", 4, high=1000)
         self.payload = os.urandom(params.count("payload_bytes", 256, low=0, high=4 * 1024 * 1024))
         self.session = ""
 
     @task
     def session_flow(self) -> None:
         try:
-            self._flow()
+            with workflow(self.environment.events.request, "armonik session"):
+                self._flow()
         finally:
             self._end_session()
 
@@ -47,13 +57,22 @@ class ArmoniKSessionUser(GrpcUser):
         request = {**session_request(), "partition_ids": ["default"]}
         self.session = session = call("Sessions.CreateSession", request).session_id
         n = self.tasks_per_session
-        payloads = call(
-            "Results.CreateResults",
-            {
-                "session_id": session,
-                "results": [{"name": f"{prefix}-in-{i}", "data": b64(self.payload)} for i in range(n)],
-            },
-        ).results
+        # small payloads go inline with CreateResults; ``uploads`` of them are streamed in chunks
+        # (UploadResultData), as clients send large ones
+        streamed = min(self.uploads, n)
+        inline = [{"name": f"{prefix}-in-{i}", "data": b64(self.payload)} for i in range(streamed, n)]
+        payloads = []
+        if inline:
+            payloads = list(call("Results.CreateResults", {"session_id": session, "results": inline}).results)
+        if streamed:
+            named = [{"name": f"{prefix}-in-{i}"} for i in range(streamed)]
+            meta = call("Results.CreateResultsMetaData", {"session_id": session, "results": named}).results
+            step = max(1, len(self.payload) // self.chunks)
+            cuts = list(range(step, len(self.payload), step))
+            for result in meta:
+                stream = upload_requests(session, result.result_id, self.payload, cuts)
+                self.client.call("Results.UploadResultData", requests=stream)
+            payloads = [*meta, *payloads]
         outputs = call(
             "Results.CreateResultsMetaData",
             {"session_id": session, "results": [{"name": f"{prefix}-out-{i}"} for i in range(n)]},
@@ -66,9 +85,12 @@ class ArmoniKSessionUser(GrpcUser):
             call("Tasks.SubmitTasks", {"session_id": session, "task_creations": creations})
         self._wait_for(session, {o.result_id for o in outputs})
         for output in outputs:
-            self.client.call(
+            chunks = self.client.call(
                 "Results.DownloadResultData", {"session_id": session, "result_id": output.result_id}
             )
+            # the built-in worker writes a task's payload to its output (no dependencies here)
+            if b"".join(chunk.data_chunk for chunk in chunks) != self.payload:
+                raise RuntimeError(f"output {output.name} is not its task's payload")
 
     def _wait_for(self, session: str, pending: set[str]) -> None:
         """Read the session's result events (a snapshot, then updates) until ``pending`` are done."""

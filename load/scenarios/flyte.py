@@ -23,7 +23,7 @@ import gevent
 from locust import task
 from protoconform.conformance.models.flyte import requests as flyte
 from protoconform.load import params
-from protoconform.load.grpc_user import GrpcUser
+from protoconform.load.grpc_user import GrpcUser, workflow
 
 VERSION = "v1"
 PHASE_ENUM = "flyteidl.core.WorkflowExecution.Phase"
@@ -46,7 +46,8 @@ class FlyteUser(GrpcUser):
     @task
     def register_and_execute(self) -> None:
         try:
-            self._flow()
+            with workflow(self.environment.events.request, "flyte registration and executions"):
+                self._flow()
         finally:
             self._clean_up()
 

@@ -22,7 +22,7 @@ import gevent
 from locust import HttpUser, task
 from protoconform.conformance.models.kfp.requests import create_request
 from protoconform.load import params
-from protoconform.load.grpc_user import GrpcUser, as_dict
+from protoconform.load.grpc_user import GrpcUser, ReportedError, as_dict, workflow
 from protoconform.specs import rules
 from protoconform.specs.rules import FamilyRules
 
@@ -123,7 +123,8 @@ class RunFlow:
 
     def flow(self, kind: str) -> None:
         try:
-            self.run_flow(kind)
+            with workflow(self.environment.events.request, f"{kind} runs"):  # type: ignore[attr-defined]
+                self.run_flow(kind)
         finally:
             self.cleanup()
 
@@ -192,7 +193,7 @@ class KfpRestUser(RunFlow, HttpUser):
         with self.client.request(verb, path, name=name, catch_response=True, **kwargs) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
-                raise RuntimeError(f"{verb} {name}: HTTP {response.status_code}")
+                raise ReportedError(f"{verb} {name}: HTTP {response.status_code}")
             return response.json() if response.content else {}
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
