@@ -3,8 +3,9 @@
 ``locust -f`` this file with the user class names of one scenario (:mod:`.scenarios`). Besides the
 users it adds, on the master or the single local runner:
 
-- a stop after ``PROTOCONFORM_LOAD_REQUESTS`` requests (all workers counted), so a run ends by
-  itself on a request budget as well as on ``--run-time``;
+- a stop after ``PROTOCONFORM_LOAD_REQUESTS`` requests (all workers counted, from the reports
+  they send every few seconds), so a run ends by itself on a request budget as well as on
+  ``--run-time``;
 - a progress line on stderr about once a second (requests, req/s, failures, p95, users);
 - the stats and failures CSV rewritten from the final figures as the process exits: locust's
   writer refreshes them once a second, so its last write can miss the calls of users still
@@ -114,11 +115,19 @@ def _start_watch(environment: Any, **_: Any) -> None:
         gevent.spawn(_watch, environment, budget, progress)
 
 
+_RUN: dict[str, Any] = {}  # the environment of this process's run, kept at init for the quit hook
+
+
+@events.init.add_listener
+def _keep_environment(environment: Any, **_: Any) -> None:
+    _RUN["environment"] = environment
+
+
 @events.quit.add_listener
 def _final_csv(**_: Any) -> None:
     # ``quit`` fires before locust closes its own CSV files (flushing the last periodic write);
     # an exit hook runs after that, so the final figures are what stays on disk.
-    environment = _final_csv.environment
+    environment = _RUN.get("environment")
     prefix = getattr(environment.parsed_options, "csv_prefix", None) if environment else None
     if prefix and not isinstance(environment.runner, WorkerRunner):
         atexit.register(_write_final_csv, environment, prefix)
@@ -130,8 +139,3 @@ def _write_final_csv(environment: Any, prefix: str) -> None:
         writer.requests_csv(csv.writer(handle))
     with open(f"{prefix}_failures.csv", "w", newline="") as handle:
         writer.failures_csv(csv.writer(handle))
-
-
-@events.init.add_listener
-def _keep_environment(environment: Any, **_: Any) -> None:
-    _final_csv.environment = environment  # type: ignore[attr-defined]

@@ -149,6 +149,21 @@ print(json.dumps({
 """
 
 
+def test_the_command_line_does_not_import_locust(tmp_path: Path) -> None:
+    """``protoconform serve`` (any command) builds the parser of ``load`` without importing locust."""
+    code = (
+        "import sys; from protoconform.mockserver import cli; cli.build_parser(); "
+        "print(sorted(m for m in ('locust', 'gevent', 'protoconform.load.grpc_user') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+    listed = load("--scenario", "list", cwd=tmp_path)
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines() if not line.startswith(" ")] == [
+        "armonik", "kfp-grpc", "kfp-rest", "flyte", "health", "session-get", "mixed",
+    ]  # fmt: skip
+
+
 def test_every_call_shape_fires_one_request_event(mock: ServerProcess, tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(SHAPES_PROBE)
