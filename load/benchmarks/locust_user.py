@@ -5,7 +5,9 @@ the benchmark alternates, ``--rounds`` times, back to back: a raw loop (one proc
 threads, a channel each, a blocking call in a loop, nothing recorded but a count) and
 ``protoconform load`` with as many locust users (one process, a channel each, every call a
 locust request event with its timing and size). It prints the medians and the median of each
-round's ratio; target: the locust user reaches at least 0.7x the raw loop.
+round's ratio; target: the locust user reaches at least 0.7x the raw loop. It also prints the
+client CPU per call of each (the locust process's once its start-up is taken off): on a shared
+machine where the server and the client compete for cores, that ratio is the steadier figure.
 
     python -m protoconform.load.benchmarks.locust_user [--concurrency 4] [--duration 8] [--rounds 3]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -72,8 +76,14 @@ def _get_session(channel: grpc.Channel) -> Callable[[], object]:
 CALLS = {"health": (_health, "health"), "get": (_get_session, "session-get")}
 
 
-def raw_loop(target: str, call: str, concurrency: int, duration: float) -> float:
-    """Calls per second of ``concurrency`` threads, each on its own channel, for ``duration`` s."""
+@dataclass
+class Measure:
+    rate: float  # calls per second
+    cpu_us: float  # client CPU time per call, microseconds (user + system, every thread)
+
+
+def raw_loop(target: str, call: str, concurrency: int, duration: float) -> Measure:
+    """``concurrency`` threads, each on its own channel, calling for ``duration`` s."""
     make = CALLS[call][0]
     channels = [grpc.insecure_channel(target) for _ in range(concurrency)]
     calls = [make(channel) for channel in channels]
@@ -89,6 +99,7 @@ def raw_loop(target: str, call: str, concurrency: int, duration: float) -> float
             counts[index] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    cpu = time.process_time()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -97,30 +108,48 @@ def raw_loop(target: str, call: str, concurrency: int, duration: float) -> float
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     for channel in channels:
         channel.close()
-    return sum(counts) / elapsed
+    return Measure(sum(counts) / elapsed, cpu / max(1, sum(counts)) * 1e6)
 
 
-def locust_run(target: str, call: str, concurrency: int, duration: float) -> float:
-    """Requests per second ``protoconform load`` reports for the same call (its stats CSV)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def locust_run(
+    target: str, call: str, concurrency: int, duration: float, startup_cpu: float = 0.0
+) -> Measure:
+    """The rate ``protoconform load`` reports for the same call (its stats CSV), and the CPU of its
+    processes per call once ``startup_cpu`` (that of a run of one request: imports, spawning,
+    reports) is taken off."""
     with tempfile.TemporaryDirectory() as folder:
+        bound = ["--duration", f"{duration:g}"] if duration else ["--requests", "1"]
         command = [
             sys.executable, "-m", "protoconform.mockserver", "load",
-            "--scenario", CALLS[call][1], "--target", target,
-            "--users", str(concurrency), "--duration", f"{duration:g}",
+            "--scenario", CALLS[call][1], "--target", target, "--users", str(concurrency), *bound,
             "--report-dir", folder, "--quiet", "--max-error-ratio", "0",
         ]  # fmt: skip
+        cpu = _children_cpu()
         result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
+        cpu = _children_cpu() - cpu
         if result.returncode != 0:
             raise RuntimeError(f"protoconform load failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         with (Path(folder) / "load_stats.csv").open(newline="") as handle:
             total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
-        return float(total["Requests/s"])
+        calls = max(1, int(total["Request Count"]))
+        if not duration:
+            return Measure(0.0, cpu)  # the startup's CPU seconds
+        return Measure(float(total["Requests/s"]), max(0.0, cpu - startup_cpu) / calls * 1e6)
 
 
-def _figures(rates: list[float]) -> str:
-    return f"{statistics.median(rates):8.0f} req/s ({', '.join(f'{r:.0f}' for r in rates)})"
+def _figures(measures: list[Measure]) -> str:
+    rates = [m.rate for m in measures]
+    cpu = statistics.median(m.cpu_us for m in measures)
+    each = ", ".join(f"{r:.0f}" for r in rates)
+    return f"{statistics.median(rates):8.0f} req/s ({each}); {cpu:.0f} us CPU/call"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,19 +162,23 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[float] = []
     with ServerProcess(["--api", "armonik"]) as server:
         for call in args.calls.split(","):
-            raw, user = [], []
+            startup = locust_run(server.grpc_address, call, args.concurrency, 0).cpu_us
+            raw: list[Measure] = []
+            user: list[Measure] = []
             for _ in range(args.rounds):
                 raw.append(raw_loop(server.grpc_address, call, args.concurrency, args.duration))
-                user.append(locust_run(server.grpc_address, call, args.concurrency, args.duration))
+                user.append(locust_run(server.grpc_address, call, args.concurrency, args.duration, startup))
             # each round's pair ran back to back: the median of their ratios shrugs off the drift
             # of a shared machine better than a ratio of medians taken minutes apart
-            ratio = statistics.median(u / r for u, r in zip(user, raw, strict=True))
+            ratio = statistics.median(u.rate / r.rate for u, r in zip(user, raw, strict=True))
             ratios.append(ratio)
             shape = f"{args.concurrency} concurrent, medians of {args.rounds} x {args.duration:g} s"
             print(f"{call}: {shape}")
             print(f"{call}: raw grpcio loop   {_figures(raw)}")
             print(f"{call}: locust gRPC user  {_figures(user)}")
             print(f"{call}: ratio locust/raw  {ratio:.2f} (median of each round's; target {TARGET_RATIO})")
+            cpu = statistics.median(r.cpu_us for r in raw) / statistics.median(u.cpu_us for u in user)
+            print(f"{call}: CPU per call raw/locust {cpu:.2f} (the rate ratio on a client-bound machine)")
     met = all(r >= TARGET_RATIO for r in ratios)
     print(f"target locust/raw >= {TARGET_RATIO}: {'met' if met else 'NOT met'}")
     return 0 if met else 1
