@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protoconform.load.params import env_name
-from protoconform.load.scenarios import SCENARIOS
+from protoconform.load.scenarios import SCENARIOS, Scenario
 from protoconform.specs.argtypes import address, host, positive, readable_file, url
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -183,6 +183,21 @@ def judge(measured: Measured, args: argparse.Namespace) -> list[str]:
     return failed
 
 
+def _check_params(scenario: Scenario, given: list[tuple[str, str]]) -> str:
+    """What is wrong with the ``--param`` options for ``scenario`` ("" when nothing): a name it
+    does not read (a typo would silently run the defaults), or a size that is not a whole number."""
+    known = {item.partition("=")[0] for item in scenario.params}
+    for name, value in given:
+        if name == "label":
+            continue
+        if name not in known:
+            names = ", ".join(sorted(known | {"label"}))
+            return f"scenario {scenario.name} has no parameter {name!r}; it has: {names}"
+        if not value.isdigit():
+            return f"--param {name}={value!r}: expected a whole number"
+    return ""
+
+
 def list_scenarios() -> int:
     for scenario in SCENARIOS.values():
         print(f"{scenario.name:10} {scenario.about}")
@@ -291,6 +306,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if scenario.needs_rest and not args.master and not args.mock and not args.rest:
         print(f"protoconform load: scenario {scenario.name} needs --rest URL (or --mock)", file=sys.stderr)
+        return 2
+    problem = _check_params(scenario, args.param)
+    if problem:
+        print(f"protoconform load: {problem}", file=sys.stderr)
         return 2
     report_dir = args.report_dir or Path("reports") / "load" / scenario.name
     if not args.worker:

@@ -157,6 +157,9 @@ def test_the_command_line_does_not_import_locust(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+    typo = load("--scenario", "armonik", "--mock", "--param", "task=3", cwd=tmp_path)
+    assert typo.returncode == 2
+    assert "scenario armonik has no parameter 'task'; it has: armonik_weight, batch, chunks" in typo.stderr
     listed = load("--scenario", "list", cwd=tmp_path)
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines() if not line.startswith(" ")] == [

@@ -15,7 +15,7 @@ class Scenario:
     users: tuple[str, ...]  # user class names in the locustfile
     needs_rest: bool
     about: str
-    params: tuple[str, ...] = ()  # NAME=default, documented by --scenario list
+    params: tuple[str, ...] = ()  # NAME=default (whole numbers), shown by --scenario list
     needs_grpc: bool = True
 
 
