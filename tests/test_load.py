@@ -8,6 +8,7 @@ exit status. One mock serves the module; each user makes and removes its own nam
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -323,3 +324,24 @@ def test_mutual_tls_and_a_token_over_grpc_and_rest(pki: Pki, tmp_path: Path) -> 
     assert int(rows["Aggregated"]["Request Count"]) >= 150
     methods = {row["Type"] for name, row in rows.items() if name != "Aggregated"}
     assert {"grpc", "POST", "GET"} <= methods, methods
+
+
+def test_each_threshold_missed_is_named_with_its_measure() -> None:
+    """The verdict itself (no locust involved: the command reads the CSV locust wrote)."""
+    from protoconform.load.cli import Measured, judge
+
+    def verdict(measured: Measured, **limits: float) -> list[str]:
+        names = ("max_p95_ms", "max_p99_ms", "max_error_ratio", "min_rps")
+        return judge(measured, argparse.Namespace(**{name: limits.get(name) for name in names}))
+
+    measured = Measured(requests=200, failures=5, rps=40.0, p95=50.0, p99=210.0)
+    assert verdict(measured) == []
+    assert verdict(measured, max_p95_ms=50, max_p99_ms=210, max_error_ratio=0.025, min_rps=40) == []
+    assert verdict(measured, max_p95_ms=49, max_p99_ms=200, max_error_ratio=0.02, min_rps=41) == [
+        "--max-p95-ms 49: measured p95 50 ms",
+        "--max-p99-ms 200: measured p99 210 ms",
+        "--max-error-ratio 0.02: measured 0.0250 (5 of 200 requests failed)",
+        "--min-rps 41: measured 40.00 req/s",
+    ]
+    idle = Measured(requests=0, failures=0, rps=0.0, p95=float("nan"), p99=float("nan"))
+    assert verdict(idle, max_error_ratio=1)[0].startswith("no requests were made")
