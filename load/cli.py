@@ -291,26 +291,30 @@ def locust_command(args: argparse.Namespace, report_dir: Path) -> list[str]:
     return [*command, *users]
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Checks that span several options, while parsing (errors show the usage and name the option)."""
+    if args.scenario == "list":
+        return
+    scenario = SCENARIOS[args.scenario]
+    if args.master and args.worker:
+        raise ValueError("argument --worker: not allowed with --master")
+    runs_users = not args.master and not args.mock
+    if scenario.needs_grpc and runs_users and not args.target:
+        raise ValueError(f"argument --target: scenario {scenario.name} needs the gRPC address (or --mock)")
+    if scenario.needs_rest and runs_users and not args.rest:
+        raise ValueError(f"argument --rest: scenario {scenario.name} needs the REST URL (or --mock)")
+    problem = _check_params(scenario, args.param)
+    if problem:
+        raise ValueError(f"argument --param: {problem}")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.scenario == "list":
         return list_scenarios()
     if importlib.util.find_spec("locust") is None:
         print("protoconform load: needs locust: pip install 'protoconform[load]'", file=sys.stderr)
         return 2
-    if args.master and args.worker:
-        print("protoconform load: --master and --worker exclude each other", file=sys.stderr)
-        return 2
     scenario = SCENARIOS[args.scenario]
-    if scenario.needs_grpc and not args.master and not args.mock and not args.target:
-        print("protoconform load: --target HOST:PORT or --mock is needed", file=sys.stderr)
-        return 2
-    if scenario.needs_rest and not args.master and not args.mock and not args.rest:
-        print(f"protoconform load: scenario {scenario.name} needs --rest URL (or --mock)", file=sys.stderr)
-        return 2
-    problem = _check_params(scenario, args.param)
-    if problem:
-        print(f"protoconform load: {problem}", file=sys.stderr)
-        return 2
     report_dir = args.report_dir or Path("reports") / "load" / scenario.name
     if not args.worker:
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -158,14 +158,32 @@ def test_the_command_line_does_not_import_locust(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
-    typo = load("--scenario", "armonik", "--mock", "--param", "task=3", cwd=tmp_path)
-    assert typo.returncode == 2
-    assert "scenario armonik has no parameter 'task'; it has: armonik_weight, batch, chunks" in typo.stderr
     listed = load("--scenario", "list", cwd=tmp_path)
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines() if not line.startswith(" ")] == [
         "armonik", "kfp-grpc", "kfp-rest", "flyte", "health", "session-get", "mixed",
     ]  # fmt: skip
+
+
+BAD = [
+    (["--scenario", "nope"], "--scenario", "unknown scenario 'nope'"),
+    (["--scenario", "health", "--mock", "--max-error-ratio", "2"], "--max-error-ratio", "ratio in [0, 1]"),
+    (["--scenario", "armonik", "--mock", "--param", "task=3"], "--param", "no parameter 'task'; it has: "),
+    (["--scenario", "armonik", "--mock", "--param", "tasks=many"], "--param", "expected a whole number"),
+    (["--scenario", "health"], "--target", "needs the gRPC address"),
+    (["--scenario", "kfp-rest", "--target", "h:1"], "--rest", "needs the REST URL"),
+    (["--scenario", "health", "--master", "--worker"], "--worker", "not allowed with --master"),
+]
+
+
+@pytest.mark.parametrize(("args", "option", "words"), BAD, ids=[" ".join(a) for a, _, _ in BAD])
+def test_a_bad_option_is_one_line_naming_it(args: list[str], option: str, words: str, tmp_path: Path) -> None:
+    result = load(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"protoconform load: error: argument {option}"), last
+    assert words in last, last
+    assert not (tmp_path / "reports").exists()
 
 
 def test_every_call_shape_fires_one_request_event(mock: ServerProcess, tmp_path: Path) -> None:
