@@ -68,6 +68,8 @@ class SessionGetUser(GrpcUser):
     """ArmoniK GetSession of the user's own session in a loop: a stateful read through the whole
     call path (dispatcher, validation, journal), the figure benchmarks compare with bare grpcio."""
 
+    session = ""
+
     def on_start(self) -> None:
         self.session = self.client.unary("Sessions.CreateSession", session_request()).session_id
         # built once: the loop measures the call, not protojson parsing
@@ -79,8 +81,9 @@ class SessionGetUser(GrpcUser):
             self.client.unary("Sessions.GetSession", self.request)
 
     def on_stop(self) -> None:
-        with contextlib.suppress(GrpcCallError):
-            self.client.unary("Sessions.DeleteSession", {"session_id": self.session})
+        if self.session:  # none when CreateSession failed (reported)
+            with contextlib.suppress(GrpcCallError):
+                self.client.unary("Sessions.DeleteSession", {"session_id": self.session})
         super().on_stop()
 
 
