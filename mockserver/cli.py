@@ -36,6 +36,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "protoconform.mockserver.proxy",
         "forward gRPC calls to any server, injecting fault rules (latency, errors, cut streams)",
     ),
+    # locust is imported only by the child process this command starts, never here
+    "load": (
+        "protoconform.load.cli",
+        "run a load scenario with locust (headless): reports, thresholds as a CI gate, distributed",
+    ),
 }
 
 

@@ -1,7 +1,8 @@
-"""The layers point one way (protos <- specs <- {mockserver, conformance} <- load), checked by import-linter.
+"""The layers point one way (protos <- specs <- {mockserver, conformance} <- load), checked by import-linter,
+and only load/ imports locust and gevent (locust patches the interpreter it is imported in).
 
-The contract lives in pyproject.toml; the first test holds the installed code to
-it, the second shows it fails when the harness imports the mock.
+The contracts live in pyproject.toml; the first test holds the installed code to
+them, the others show each fails when a module below load/ breaks it.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ def _lint(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_the_code_keeps_its_layers(tmp_path: Path) -> None:
     result = _lint(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
-def test_a_harness_module_importing_the_mock_breaks_the_contract(tmp_path: Path) -> None:
-    """A copy of the package tree with one conformance -> mockserver import added."""
+def _copy_tree(tmp_path: Path) -> Path:
     installed = {
         "specs": Path(protoconform.specs.__file__).parent,
         "conformance": Path(protoconform.conformance.__file__).parent,
@@ -47,7 +47,25 @@ def test_a_harness_module_importing_the_mock_breaks_the_contract(tmp_path: Path)
     for folder in FOLDERS:
         source = installed.get(folder) or installed["specs"].parent / folder
         shutil.copytree(source, tree / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
+
+
+def test_a_harness_module_importing_the_mock_breaks_the_contract(tmp_path: Path) -> None:
+    """A copy of the package tree with one conformance -> mockserver import added."""
+    tree = _copy_tree(tmp_path)
     (tree / "conformance" / "peek.py").write_text("from protoconform.mockserver import dispatch\n")
     result = _lint(tmp_path, {"PYTHONPATH": str(tmp_path), "PYTHONNOUSERSITE": "1"})
     assert result.returncode != 0, result.stdout
     assert "protoconform.conformance.peek -> protoconform.mockserver.dispatch" in result.stdout
+
+
+def test_a_mock_module_importing_locust_breaks_the_contract(tmp_path: Path) -> None:
+    """Locust imported below load/ would gevent-patch the mock serving in that process."""
+    tree = _copy_tree(tmp_path)
+    (tree / "mockserver" / "swarm.py").write_text("import locust\n")
+    (tree / "specs" / "users.py").write_text("from protoconform.load import grpc_user\n")
+    result = _lint(tmp_path, {"PYTHONPATH": str(tmp_path), "PYTHONNOUSERSITE": "1"})
+    assert result.returncode != 0, result.stdout
+    assert "only load imports locust and gevent BROKEN" in result.stdout
+    assert "protoconform.mockserver.swarm -> locust" in result.stdout
+    assert "protoconform.specs.users -> protoconform.load.grpc_user" in result.stdout
