@@ -121,14 +121,17 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
 
 
 def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_names: list[str]) -> None:
+    handlers = []
     for service_name in service_names:
         methods = {
             m.name: method_handler(dispatcher, dispatcher.registry.method(f"/{service_name}/{m.name}"))
             for m in dispatcher.registry.service(service_name).methods
         }
-        # Registered, not generic: grpc-core matches the path itself instead of
-        # asking each generic handler in turn (a Python call per service per call).
-        server.add_registered_method_handlers(service_name, methods)
+        handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
+    # Generic, not registered (add_registered_method_handlers): with grpcio 1.85's aio
+    # server every registered method costs each call (about 40 us a call with 120 of
+    # them), a generic lookup about 0.3 us per service.
+    server.add_generic_rpc_handlers(tuple(handlers))
 
 
 @cache
