@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{'':20} bare/mock server CPU per call: median {statistics.median(cpu):.2f}x"
             f" (range {min(cpu):.2f}-{max(cpu):.2f}): the one-process ceiling ratio"
         )
-    print("(mock: journal and fault observers on, requests validated, in-memory store)")
+    store = "in-memory store" if "--store" not in args.mock_args else args.mock_args
+    print(f"(mock: journal and fault observers on, requests validated, {store})")
     return 0
 
 
