@@ -10,51 +10,82 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from google.protobuf import message
 from protoconform.mockserver import rpc
 from protoconform.mockserver.clock import Clock
-from protoconform.mockserver.validation import check_request
+from protoconform.mockserver.validation import check_rules, request_rules
 from protoconform.specs.registry import Method, Registry
 
 if TYPE_CHECKING:
     from protoconform.mockserver.auth import Authenticator
+    from protoconform.specs.rules import Rule
 
 log = logging.getLogger(__name__)
 
 JOURNAL_LIMIT = 100  # messages kept per call and direction, so long streams stay bounded
 
 
-@dataclass
 class CallRecord:
-    """One call as observers see it; filled in as the call progresses."""
+    """One call as observers see it; filled in as the call progresses.
 
-    method: Method
-    protocol: str
-    metadata: Mapping[str, str]
-    peer: str
-    started: float = field(default_factory=time.time)
-    requests: list[message.Message] = field(default_factory=list)
-    responses: list[message.Message] = field(default_factory=list)
-    code: grpc.StatusCode = grpc.StatusCode.OK
-    error: str = ""
-    duration: float = 0.0
-    identity: Mapping[str, Any] | None = None  # set by the authenticator, when auth is on
-    faults: list[dict[str, str]] = field(default_factory=list)  # fault rules that fired: name, kind
-    # Set by a fault rule: called with the count of response messages sent so
-    # far, it raises ApiError to end the stream there.
-    stream_cut: Callable[[int], None] | None = None
+    A plain class with slots rather than a dataclass: one is made for every
+    call, and default factories cost more than the call path can spare.
+    """
+
+    __slots__ = (
+        "code",
+        "duration",
+        "error",
+        "faults",
+        "identity",
+        "metadata",
+        "method",
+        "peer",
+        "protocol",
+        "requests",
+        "responses",
+        "started",
+        "stream_cut",
+    )
+
+    def __init__(
+        self,
+        method: Method,
+        protocol: str,
+        metadata: Mapping[str, str],
+        peer: str,
+        started: float | None = None,
+    ) -> None:
+        self.method = method
+        self.protocol = protocol
+        self.metadata = metadata
+        self.peer = peer
+        self.started = time.time() if started is None else started
+        self.requests: list[message.Message] = []
+        self.responses: list[message.Message] = []
+        self.code = grpc.StatusCode.OK
+        self.error = ""
+        self.duration = 0.0
+        self.identity: Mapping[str, Any] | None = None  # set by the authenticator, when auth is on
+        self.faults: list[dict[str, str]] = []  # fault rules that fired: name, kind
+        # Set by a fault rule: called with the count of response messages sent so
+        # far, it raises ApiError to end the stream there.
+        self.stream_cut: Callable[[int], None] | None = None
 
 
 class CallObserver(Protocol):
     """Sees every call: the journal records, fault rules may delay or fail it in ``before``
-    (and cut its response stream by setting ``record.stream_cut``)."""
+    (and cut its response stream by setting ``record.stream_cut``).
 
-    async def before(self, record: CallRecord) -> None: ...
+    ``before`` may be ``async def``, or a plain function returning None when it
+    has nothing to wait for (most calls): no coroutine is made for those.
+    """
+
+    def before(self, record: CallRecord) -> Awaitable[None] | None: ...
 
     def after(self, record: CallRecord) -> None: ...
 
@@ -63,6 +94,21 @@ def unimplemented(method: Method) -> rpc.ApiError:
     return rpc.ApiError(
         grpc.StatusCode.UNIMPLEMENTED, f"method {method.path} is not implemented by this mock server"
     )
+
+
+class _Plan:
+    """What a method's calls need from the state, found once: handler, validation rules."""
+
+    __slots__ = ("checks", "handler", "rules", "state", "variant")
+
+    def __init__(
+        self, state: Any, variant: str, rules: Any, handler: rpc.Handler, checks: list[Rule]
+    ) -> None:
+        self.state = state
+        self.variant = variant
+        self.rules = rules
+        self.handler = handler
+        self.checks = checks  # request-shape rules applied before the handler; empty = none
 
 
 class Dispatcher:
@@ -78,17 +124,25 @@ class Dispatcher:
         self.commit: Callable[[], None] = lambda: None
         # Checks bearer tokens (mockserver/auth.py) for gRPC and REST calls alike; None = auth off.
         self.authenticator: Authenticator | None = None
+        self._plans: dict[str, _Plan] = {}  # by gRPC path; remade when the state is replaced
+        self._frozen_defects: frozenset[str] = frozenset(defects)
 
-    def _context(self, record: CallRecord) -> rpc.CallContext:
+    def _defects(self) -> frozenset[str]:
+        """The defects as a call sees them: a copy, remade only when the live set changed."""
+        if self._frozen_defects != self.defects:
+            self._frozen_defects = frozenset(self.defects)
+        return self._frozen_defects
+
+    def _context(self, record: CallRecord, state: Any) -> rpc.CallContext:
         return rpc.CallContext(
-            method=record.method.path,
-            state=self.states.get(record.method.family),
-            clock=self.clock,
-            metadata=record.metadata,
-            defects=frozenset(self.defects),
-            peer=record.peer,
-            protocol=record.protocol,
-            identity=record.identity,
+            record.method.path,
+            state,
+            self.clock,
+            record.metadata,
+            self._defects(),
+            record.peer,
+            record.protocol,
+            record.identity,
         )
 
     def _check_response(self, record: CallRecord, response: Any) -> message.Message:
@@ -100,16 +154,32 @@ class Dispatcher:
             )
         return response
 
-    async def _begin(self, record: CallRecord) -> tuple[rpc.Handler, bool]:
+    def _plan(self, method: Method) -> _Plan:
+        """The handler of ``method`` and its request rules, for the state serving it now."""
+        state = self.states.get(method.family)
+        variant = getattr(state, "handler_variant", rpc.DEFAULT_VARIANT)
+        rules = getattr(state, "rules", None)
+        plan = self._plans.get(method.path)
+        if plan is not None and plan.state is state and plan.variant == variant and plan.rules is rules:
+            return plan
+        found = rpc.lookup(method.path, variant)
+        if found is None:
+            raise unimplemented(method)
+        fn, validate = found
+        # Request-shape rules (required, range, pattern...) hold for every handler of every
+        # family; a streamed request is checked by its handler, message by message.
+        checks = request_rules(rules, method.path) if validate and rules is not None else []
+        plan = self._plans[method.path] = _Plan(state, variant, rules, fn, checks)
+        return plan
+
+    async def _begin(self, record: CallRecord) -> _Plan:
         for observer in self.observers:
-            await observer.before(record)
+            waiting = observer.before(record)
+            if waiting is not None:
+                await waiting
         if self.authenticator is not None:  # after the observers: the journal sees refused calls too
             record.identity = self.authenticator.check(record.method.path, record.metadata)
-        state = self.states.get(record.method.family)
-        found = rpc.lookup(record.method.path, getattr(state, "handler_variant", rpc.DEFAULT_VARIANT))
-        if found is None:
-            raise unimplemented(record.method)
-        return found
+        return self._plan(record.method)
 
     def _finish(self, record: CallRecord, error: BaseException | None) -> None:
         record.duration = time.time() - record.started
@@ -158,14 +228,13 @@ class Dispatcher:
         return record, recorded()
 
     async def _invoke(self, record: CallRecord, request: Any) -> Any:
-        fn, validate = await self._begin(record)
-        context = self._context(record)
-        rules = getattr(context.state, "rules", None)
-        if validate and rules is not None and isinstance(request, message.Message):
-            # Request-shape rules (required, range, pattern...) hold for every handler of every
-            # family; a streamed request is checked by its handler, message by message.
-            check_request(rules, record.method.path, request)
-        result = fn(request, context)
+        plan = await self._begin(record)
+        context = self._context(record, plan.state)
+        if plan.checks and isinstance(request, message.Message):
+            check_rules(plan.checks, request)
+        result = plan.handler(request, context)
+        if isinstance(result, message.Message):  # the common case: a plain function answered
+            return result
         return await result if inspect.isawaitable(result) else result
 
     def _saved(self, record: CallRecord) -> None:
@@ -191,12 +260,21 @@ class Dispatcher:
     ) -> message.Message:
         """A call with a single response (unary or client-streaming)."""
         record, request = self._record(method, request, metadata, peer, protocol)
-        async with self._observed(record):
+        # The same as ``async with self._observed(record)`` (see stream), written
+        # out: this is the path of every unary call.
+        try:
             response = self._check_response(record, await self._invoke(record, request))
             record.responses.append(response)
             self._saved(record)
-            return response
-        raise AssertionError("unreachable")  # for type checkers: the block returns or raises
+        except Exception as exc:
+            error = self._as_api_error(record, exc)
+            self._finish(record, error)
+            raise error from None
+        except BaseException as exc:  # cancellation
+            self._finish(record, exc)
+            raise
+        self._finish(record, None)
+        return response
 
     async def stream(
         self,

@@ -105,7 +105,9 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
 
     async def single(raw: Any, context: grpc.aio.ServicerContext) -> message.Message:
         try:
-            return await dispatcher.call(method, await request_of(raw), _metadata(context), context.peer())
+            # a unary request is decoded here rather than in a coroutine: every call comes this way
+            request = await request_of(raw) if method.client_streaming else decode(raw)
+            return await dispatcher.call(method, request, _metadata(context), context.peer())
         except ApiError as error:
             await _abort(context, error)
             raise  # unreachable: abort raises
@@ -126,6 +128,9 @@ def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_na
             for m in dispatcher.registry.service(service_name).methods
         }
         handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
+    # Generic, not registered (add_registered_method_handlers): with grpcio 1.85's aio
+    # server every registered method costs each call (about 40 us a call with 120 of
+    # them), a generic lookup about 0.3 us per service.
     server.add_generic_rpc_handlers(tuple(handlers))
 
 

@@ -98,14 +98,24 @@ def _enum_of(request: message.Message, path: str) -> Any:
     return field_descriptor.enum_type if field_descriptor is not None else None
 
 
+def request_rules(rules: FamilyRules, method: str) -> list[Rule]:
+    """The request-shape rules of ``method`` (full dotted name or gRPC path), in the order checked."""
+    if method.startswith("/"):
+        method = method[1:].replace("/", ".")
+    return [rule for rule in rules.for_method(method) if rule.kind in REQUEST_KINDS]
+
+
+def check_rules(checks: list[Rule], request: message.Message) -> None:
+    """Raise the first of ``checks`` (from :func:`request_rules`) that ``request`` breaks."""
+    for rule in checks:
+        reason = violation(rule, request)
+        if reason is not None:
+            raise ApiError(grpc.StatusCode[rule.code], f"{rule.field}: {reason} (rule {rule.id})")
+
+
 def check_request(rules: FamilyRules, method: str, request: message.Message) -> None:
     """Raise the first request-shape rule of ``method`` that ``request`` breaks.
 
     ``method`` is the full dotted name (``pkg.Service.Method``) or gRPC path.
     """
-    if method.startswith("/"):
-        method = method[1:].replace("/", ".")
-    for rule in rules.for_method(method):
-        reason = violation(rule, request)
-        if reason is not None:
-            raise ApiError(grpc.StatusCode[rule.code], f"{rule.field}: {reason} (rule {rule.id})")
+    check_rules(request_rules(rules, method), request)

@@ -18,12 +18,13 @@ A refused rule is a 400 whose text names the field, and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
 from protoconform.mockserver import rpc, safejson
 from protoconform.mockserver.dispatch import CallRecord
-from protoconform.mockserver.faults import FaultSet, InjectedStatus, RuleError, cut_now, enact
+from protoconform.mockserver.faults import FaultSet, InjectedStatus, Plan, RuleError, cut_now, enact
 from protoconform.mockserver.httpbody import read_body
 
 PATH = "/control/faults"
@@ -43,11 +44,14 @@ class FaultObserver:
     def __init__(self, faults: FaultSet) -> None:
         self.faults = faults
 
-    async def before(self, record: CallRecord) -> None:
+    def before(self, record: CallRecord) -> Awaitable[None] | None:
         plan = self.faults.plan(record.method.path, record.method.family)
         if plan is None:
-            return
+            return None  # no rule fires: nothing to wait for (most calls)
         record.faults.extend(plan.names())
+        return self._enact(record, plan)
+
+    async def _enact(self, record: CallRecord, plan: Plan) -> None:
         try:
             cut = await enact(plan, record.peer)
         except InjectedStatus as exc:

@@ -27,7 +27,7 @@ MAX_KEPT_BYTES = 64 * 1024  # larger messages are journaled by size only
 MAX_TOTAL_BYTES = 64 * 1024 * 1024  # the whole journal; the oldest entries go first
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs every call; nobody changes one
 class Entry:
     seq: int
     family: str
@@ -45,10 +45,7 @@ class Entry:
     responses: tuple[bytes | int, ...]
     metadata: tuple[tuple[str, str], ...]
     faults: tuple[dict[str, str], ...] = ()  # fault rules that fired on the call
-
-    @property
-    def size(self) -> int:
-        return sum(len(m) for m in (*self.requests, *self.responses) if isinstance(m, bytes))
+    size: int = 0  # bytes of messages kept (those journaled by size only do not count)
 
 
 class Journal:
@@ -59,36 +56,44 @@ class Journal:
         self._bytes = 0
         self._seq = itertools.count(1)
         self.counts: collections.Counter[str] = collections.Counter()
+        self._names: dict[str, str] = {}  # gRPC path -> "pkg.Service.Method"
 
     # -- CallObserver ------------------------------------------------------
-    async def before(self, record: CallRecord) -> None:
-        return None
+    def before(self, record: CallRecord) -> None:
+        return None  # nothing to wait for: the journal only records
 
     def after(self, record: CallRecord) -> None:
         method = record.method
-        name = f"{method.service}.{method.name}"
+        name = self._names.get(method.path)
+        if name is None:
+            name = self._names[method.path] = f"{method.service}.{method.name}"
         self.counts[name] += 1
+        requests = tuple([_serialize(m) for m in record.requests])
+        responses = tuple([_serialize(m) for m in record.responses])
         entry = Entry(
-            seq=next(self._seq),
-            family=method.family,
-            method=name,
-            path=method.path,
-            protocol=record.protocol,
-            peer=record.peer,
-            started=record.started,
-            duration=record.duration,
-            code=record.code.name,
-            error=record.error,
-            request_type=method.request_type,
-            response_type=method.response_type,
-            requests=tuple(_serialize(m) for m in record.requests),
-            responses=tuple(_serialize(m) for m in record.responses),
+            next(self._seq),
+            method.family,
+            name,
+            method.path,
+            record.protocol,
+            record.peer,
+            record.started,
+            record.duration,
+            record.code.name,
+            record.error,
+            method.request_type,
+            method.response_type,
+            requests,
+            responses,
             # Authorization values are not worth keeping in a log anyone can read.
-            metadata=tuple(
-                (k, "<redacted>" if k.lower() in TOKEN_KEYS else v)
-                for k, v in sorted(record.metadata.items())
+            tuple(
+                sorted(
+                    (k, "<redacted>" if k.lower() in TOKEN_KEYS else v) for k, v in record.metadata.items()
+                )
             ),
-            faults=tuple(record.faults),
+            tuple(record.faults),
+            sum([len(m) for m in requests if type(m) is bytes])
+            + sum([len(m) for m in responses if type(m) is bytes]),
         )
         self._entries.append(entry)
         self._bytes += entry.size

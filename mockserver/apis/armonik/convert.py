@@ -7,7 +7,7 @@ the descriptors the registry serves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from armonik.protogen.common.applications_common_pb2 import ApplicationRaw
@@ -32,9 +32,17 @@ def duration(value: timedelta) -> Duration:
     return out
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def _set_time(message: object, name: str, value: datetime | None) -> None:
+    """``FromDatetime`` (a naive value is UTC), by integer arithmetic: it is on every read's path."""
     if value is not None:
-        getattr(message, name).FromDatetime(value)
+        since = value - (_NAIVE_EPOCH if value.tzinfo is None else _EPOCH)
+        stamp = getattr(message, name)
+        stamp.seconds = since.days * 86400 + since.seconds
+        stamp.nanos = since.microseconds * 1000
 
 
 def _set_duration(message: object, name: str, value: timedelta | None) -> None:
