@@ -178,3 +178,46 @@ def test_run_lists_sort_and_page(fresh_server, env_of):
     with pytest.raises(Mismatch) as caught:
         listing.check_pagination(dialect, population, 2)
     assert caught.value.rule == "kfp.runs.list.pagination"
+
+
+def _walk_scoped(dialect, population) -> None:
+    """Every way the scoped dialect pages, in pages of two."""
+    for sort in dialect.paging_sorts():
+        for where in dialect.paging_filters():
+            listing.check_pagination(dialect, population, 2, sort, where)
+
+
+def test_experiment_run_lists_page_by_the_model(fresh_server, env_of):
+    env = env_of("kfp")
+    dialect = kfp.ExperimentRunList(env)
+    population = dialect.populate()
+    assert len(population.keys) == 8
+    assert dialect.unusable(population) == ""
+    runs = population.scope["runs"]
+    # the model's orders: name differs from creation; some runs share a second, some do not
+    by_name = dialect.expected(population, listing.Sort("name", "name"), None)
+    assert by_name != dialect.expected(population, None, None)
+    assert len({r["created_at"] for r in runs.values()}) == 3
+    listing.check_contains(dialect, population)
+    _walk_scoped(dialect, population)
+    for sort in dialect.sorts([]):
+        listing.check_sort(dialect, population, sort)
+    archived = [{"key": "storage_state", "op": "EQUALS", "string_value": "STORAGESTATE_ARCHIVED"}]
+    listing.check_filter(dialect, population, archived)
+    assert len(dialect.expected(population, None, archived)) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("kfp.list-repeats-item", "kfp.runs.list.pagination"),
+        ("kfp.sort-ignored", "kfp.runs.list.sort-applied"),
+    ],
+)
+def test_experiment_run_lists_catch_defects(fresh_server, env_of, name, rule):
+    dialect = kfp.ExperimentRunList(env_of("kfp"))
+    population = dialect.populate()
+    defect(fresh_server, name)
+    with pytest.raises(Mismatch) as caught:
+        _walk_scoped(dialect, population)
+    assert caught.value.rule == rule
