@@ -212,6 +212,7 @@ def test_experiment_run_lists_page_by_the_model(fresh_server, env_of):
     [
         ("kfp.list-repeats-item", "kfp.runs.list.pagination"),
         ("kfp.sort-ignored", "kfp.runs.list.sort-applied"),
+        ("kfp.scoped-page-token-ignored", "kfp.runs.list.pagination"),
     ],
 )
 def test_experiment_run_lists_catch_defects(fresh_server, env_of, name, rule):
@@ -221,3 +222,11 @@ def test_experiment_run_lists_catch_defects(fresh_server, env_of, name, rule):
     with pytest.raises(Mismatch) as caught:
         _walk_scoped(dialect, population)
     assert caught.value.rule == rule
+
+
+def test_the_name_scoped_list_misses_what_only_the_experiment_list_sees(fresh_server, env_of):
+    """The index defect restarts only a scoped listing: the name-filtered listing pages right."""
+    dialect = kfp.RunList(env_of("kfp"))
+    population = dialect.populate()
+    defect(fresh_server, "kfp.scoped-page-token-ignored")
+    listing.check_pagination(dialect, population, 2)
