@@ -92,8 +92,8 @@ class ExperimentRunList(RunList):
         return {"resource_reference_key": {"type": "EXPERIMENT", "id": population.scope["experiment"]}}
 
     def unusable(self, population: Population) -> str:
-        if not population.scope:
-            return ""
+        if not population.scope:  # read-only: every run on the target, as the name-scoped list does
+            return "no runs of the check's own to list (read-only)"
         reply, _, _, total = self.page(population, 1, None, None, None)
         expect_codes(reply, {"OK"}, SCOPE_RULE, "listing an experiment's runs")
         if total > CROWDED:
