@@ -230,3 +230,50 @@ def test_the_name_scoped_list_misses_what_only_the_experiment_list_sees(fresh_se
     population = dialect.populate()
     defect(fresh_server, "kfp.scoped-page-token-ignored")
     listing.check_pagination(dialect, population, 2)
+
+
+class _Listed(listing.ListDialect):
+    """Keys in memory, paged by offset, with one bug at a time: the model's order is ``MODEL``."""
+
+    METHOD = "api.RunService.ListRuns"
+    PAGINATION_RULE, TOTAL_RULE = "kfp.runs.list.pagination", "kfp.runs.list.total-size"
+    SORT_RULE, FILTER_RULE = "kfp.runs.list.sort-applied", "kfp.runs.list.filter-applied"
+    LAST_PAGE_TOKENLESS = True
+    MODEL = ["a", "b", "c", "d"]
+
+    def __init__(self, shown: list[str], trailing: bool = False) -> None:
+        self.shown, self.trailing = shown, trailing
+
+    def page(self, population, size, cursor, sort, where):
+        start = cursor or 0
+        items = self.shown[start : start + size]
+        more = start + size < len(self.shown) or (self.trailing and start < len(self.shown))
+        return reply_of(self.METHOD), items, start + size if more else None, len(self.shown)
+
+    def key(self, item):
+        return item
+
+    def expected(self, population, sort, where):
+        return self.MODEL
+
+
+@pytest.mark.parametrize(
+    ("shown", "trailing", "rule"),
+    [
+        (["a", "b", "c", "d"], False, None),
+        (["a", "b", "x", "c", "d"], False, None),  # another's item: not the model's business
+        (["a", "b", "c", "d"], True, "kfp.runs.list.pagination"),  # a token to an empty page
+        (["a", "c", "b", "d"], False, "kfp.runs.list.sort-applied"),
+        (["a", "b", "c"], False, "kfp.runs.list.pagination"),
+        (["a", "b", "c", "d", "e"], False, "kfp.runs.list.filter-applied"),  # "e" is the check's own
+    ],
+)
+def test_pagination_holds_own_items_to_the_model(shown, trailing, rule):
+    population = listing.Population(["a", "b", "c", "d", "e"], None)
+    dialect = _Listed(shown, trailing)
+    if rule is None:
+        listing.check_pagination(dialect, population, 2, None)
+        return
+    with pytest.raises(Mismatch) as caught:
+        listing.check_pagination(dialect, population, 2, None)
+    assert caught.value.rule == rule
