@@ -4,7 +4,8 @@ Per family (what :mod:`protoconform.conformance.models` provides for it):
 
 - lists (``lists:`` contracts of specs/<family>): ``pagination`` (pages of any
   size partition the listing: no item twice, none missing, same order, right
-  total), ``contains`` (what the run created is listed), ``sort`` (every
+  total; under every sort and filter the dialect pages with, each once in pages
+  of two first; the model's order of what the run created, where it knows it), ``contains`` (what the run created is listed), ``sort`` (every
   sortable field, both directions, orders the items), ``filter`` (generated
   filters list exactly the items the model's evaluation of the filter keeps);
 - ``roundtrip``: requests drawn from the request rules are created, read back,
