@@ -5,9 +5,10 @@ Per family (what :mod:`protoconform.conformance.models` provides for it):
 - lists (``lists:`` contracts of specs/<family>): ``pagination`` (pages of any
   size partition the listing: no item twice, none missing, same order, right
   total; under every sort and filter the dialect pages with, each once in pages
-  of two first; the model's order of what the run created, where it knows it), ``contains`` (what the run created is listed), ``sort`` (every
-  sortable field, both directions, orders the items), ``filter`` (generated
-  filters list exactly the items the model's evaluation of the filter keeps);
+  of two first; the model's order of what the run created, where it knows it),
+  ``contains`` (what the run created is listed), ``sort`` (every sortable field,
+  both directions, orders the items), ``filter`` (generated filters list exactly
+  the items the model's evaluation of the filter keeps);
 - ``roundtrip``: requests drawn from the request rules are created, read back,
   and come back as sent;
 - ``invalid``: requests breaking exactly one request rule (drawn from the

@@ -24,7 +24,6 @@ from protoconform.conformance.models.kfp.listing import RunList, holds
 from protoconform.conformance.models.kfp.requests import create_request, delete_run
 from protoconform.conformance.models.listing import Population, Sort
 
-SORTS = ("created_at", "name")  # the orders a UI lists an experiment's runs by
 AVAILABLE, ARCHIVED = "STORAGESTATE_AVAILABLE", "STORAGESTATE_ARCHIVED"
 # Names whose order differs from the creation order, so a name sort cannot pass as a time sort.
 LETTERS = "dbfahcge"
@@ -103,9 +102,6 @@ class ExperimentRunList(RunList):
     # -- sorts and filters ----------------------------------------------------------------------
     def stable_sort(self) -> Sort | None:
         return None  # the default, created_at ascending with ties broken by id: a total order
-
-    def sorts(self, items: list[Any]) -> list[Sort]:
-        return [Sort(f, f, d) for f in SORTS for d in (False, True)]
 
     def paging_sorts(self) -> list[Sort | None]:
         return [
