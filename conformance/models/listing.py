@@ -6,6 +6,9 @@ a filter on an item).  The invariants here are the same for every family:
 
 - pagination partitions the listing: walking pages of any size gives every
   item of the one-page listing once, in the same order; ``total`` counts them;
+  under each sort and filter the dialect pages with (:meth:`ListDialect.paging_sorts`,
+  :meth:`ListDialect.paging_filters`), and, where the model knows the order of
+  what it created (:meth:`ListDialect.expected`), in that order;
 - what was created is listed;
 - a sort orders the items by the sort field in the asked direction;
 - a filter lists exactly the items of the unfiltered listing for which the
@@ -50,6 +53,7 @@ class Listing:
     items: list[Any]
     totals: list[int]
     replies: list[Reply]
+    trailing_token: bool = False  # a page with items gave a cursor to an empty page
 
 
 class ListDialect:
@@ -59,6 +63,8 @@ class ListDialect:
     SORT_RULE = ""
     FILTER_RULE = ""
     CONTAINS_RULE = ""
+    SCOPE = ""  # names the dialect in case ids when a method has several (each scoping differently)
+    LAST_PAGE_TOKENLESS = False  # the rule says the last page has no cursor (some APIs end on an empty page)
 
     def __init__(self, env: Env, method: str = "") -> None:
         self.env = env
@@ -85,6 +91,23 @@ class ListDialect:
         """A sort without ties, for walking pages."""
         return None
 
+    def unusable(self, population: Population) -> str:
+        """Why the population cannot be listed in small pages here (empty: it can)."""
+        return ""
+
+    def paging_sorts(self) -> list[Sort | None]:
+        """The sorts the pagination check walks pages under (None: the method's default sort)."""
+        return [self.stable_sort()]
+
+    def paging_filters(self) -> list[Any]:
+        """The filters the pagination check walks pages under (None: no filter)."""
+        return [None]
+
+    def expected(self, population: Population, sort: Sort | None, where: Any) -> list[str] | None:
+        """The keys of the population's own items a listing under ``sort`` and ``where`` must show,
+        in order (None: the model does not know the order)."""
+        return None
+
     def sort_value(self, item: Any, sort: Sort) -> Any:
         """The comparable value ``sort`` orders ``item`` by (None when unset)."""
         raise NotImplementedError
@@ -109,6 +132,8 @@ class ListDialect:
             listing.replies.append(reply)
             listing.items.extend(items)
             listing.totals.append(total)
+            if not items and len(listing.replies) > 1:
+                listing.trailing_token = True
             if cursor is None or not items:
                 break
         return listing
@@ -117,24 +142,28 @@ class ListDialect:
 # -- invariants -----------------------------------------------------------------------------
 
 
-def check_pagination(dialect: ListDialect, population: Population, size: int) -> None:
-    sort = dialect.stable_sort()
-    whole = dialect.walk(population, BIG_PAGE, sort)
-    paged = dialect.walk(population, size, sort)
+def check_pagination(
+    dialect: ListDialect, population: Population, size: int, sort: Any = "stable", where: Any = None
+) -> None:
+    """Pages of ``size`` under ``sort`` (the dialect's stable sort unless given) and ``where``."""
+    sort = dialect.stable_sort() if sort == "stable" else sort
+    whole = dialect.walk(population, BIG_PAGE, sort, where)
+    paged = dialect.walk(population, size, sort, where)
     whole_keys = [dialect.key(i) for i in whole.items]
     paged_keys = [dialect.key(i) for i in paged.items]
     last = paged.replies[-1]
+    how = _how(dialect, size, sort, where)
     seen: set[str] = set()
     for key in paged_keys:
         if key in seen:
-            raise fail(dialect.PAGINATION_RULE, last, f"each item once in pages of {size}", f"{key} twice")
+            raise fail(dialect.PAGINATION_RULE, last, f"each item once in {how}", f"{key} twice")
         seen.add(key)
     missing = [k for k in whole_keys if k not in seen]
     if missing:
         raise fail(
             dialect.PAGINATION_RULE,
             last,
-            f"pages of {size} covering all {len(whole_keys)} items",
+            f"{how} covering all {len(whole_keys)} items",
             f"{len(missing)} missing (first: {missing[0]})",
         )
     extra = [k for k in paged_keys if k not in set(whole_keys)]
@@ -143,10 +172,53 @@ def check_pagination(dialect: ListDialect, population: Population, size: int) ->
             dialect.PAGINATION_RULE, last, f"only the {len(whole_keys)} listed items", f"also {extra[0]}"
         )
     if paged_keys != whole_keys:
-        raise fail(dialect.PAGINATION_RULE, last, "pages in the order of the whole listing", "another order")
+        raise fail(dialect.PAGINATION_RULE, last, f"{how} in the order of the whole listing", "another order")
+    if dialect.LAST_PAGE_TOKENLESS and paged.trailing_token:
+        raise fail(dialect.PAGINATION_RULE, paged.replies[-2], f"no cursor on the last page of {how}", "one")
     for reply, total in zip(paged.replies, paged.totals, strict=True):
         if total != len(whole_keys) and total >= 0:
-            raise fail(dialect.TOTAL_RULE, reply, f"total {len(whole_keys)}", total)
+            raise fail(dialect.TOTAL_RULE, reply, f"total {len(whole_keys)} in {how}", total)
+    wanted = dialect.expected(population, sort, where)
+    if wanted is not None:
+        _expect_own(dialect, population, wanted, paged_keys, last, how)
+
+
+def _how(dialect: ListDialect, size: int, sort: Sort | None, where: Any) -> str:
+    order = "the default sort" if sort is None else f"{sort.name}{' desc' if sort.descending else ''}"
+    scope = "" if where is None else f" where {dialect.describe(where)}"
+    return f"pages of {size} by {order}{scope}"
+
+
+def _expect_own(
+    dialect: ListDialect, population: Population, wanted: list[str], keys: list[str], reply: Reply, how: str
+) -> None:
+    """The population's own items in the listing are the ones the model expects, in its order."""
+    own = set(population.keys)
+    shown = [k for k in keys if k in own]
+    extra = [k for k in shown if k not in set(wanted)]
+    if extra:
+        raise fail(
+            dialect.FILTER_RULE,
+            reply,
+            f"only the {len(wanted)} created items the model expects in {how}",
+            f"also {extra[0]}",
+        )
+    missing = [k for k in wanted if k not in set(shown)]
+    if missing:
+        raise fail(
+            dialect.PAGINATION_RULE,
+            reply,
+            f"the {len(wanted)} created items the model expects in {how}",
+            f"{len(missing)} missing (first: {missing[0]})",
+        )
+    if shown != wanted:
+        at = next(i for i, (a, b) in enumerate(zip(shown, wanted, strict=True)) if a != b)
+        raise fail(
+            dialect.SORT_RULE,
+            reply,
+            f"{wanted[at]} at position {at} of the created items in {how}",
+            shown[at],
+        )
 
 
 def check_contains(dialect: ListDialect, population: Population) -> None:

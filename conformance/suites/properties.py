@@ -4,9 +4,11 @@ Per family (what :mod:`protoconform.conformance.models` provides for it):
 
 - lists (``lists:`` contracts of specs/<family>): ``pagination`` (pages of any
   size partition the listing: no item twice, none missing, same order, right
-  total), ``contains`` (what the run created is listed), ``sort`` (every
-  sortable field, both directions, orders the items), ``filter`` (generated
-  filters list exactly the items the model's evaluation of the filter keeps);
+  total; under every sort and filter the dialect pages with, each once in pages
+  of two first; the model's order of what the run created, where it knows it),
+  ``contains`` (what the run created is listed), ``sort`` (every sortable field,
+  both directions, orders the items), ``filter`` (generated filters list exactly
+  the items the model's evaluation of the filter keeps);
 - ``roundtrip``: requests drawn from the request rules are created, read back,
   and come back as sent;
 - ``invalid``: requests breaking exactly one request rule (drawn from the
@@ -54,10 +56,12 @@ class Case:
     rule: str = ""
     index: int = 0  # which list dialect / round trip of the family
     calls: tuple[str, ...] = ()
+    scope: str = ""  # a list dialect's SCOPE, when the method has several
 
     @property
     def id(self) -> str:
-        return f"{self.family}:{self.kind}[{short_method(self.method)}]"
+        scope = f":{self.scope}" if self.scope else ""
+        return f"{self.family}:{self.kind}[{short_method(self.method)}{scope}]"
 
 
 def _creates(family: str) -> tuple[str, ...]:
@@ -80,7 +84,8 @@ def cases() -> list[Case]:
                 "filter": dialect.FILTER_RULE,
             }
             for kind in LIST_KINDS:
-                found.append(Case(family, kind, method, rule_of[kind], index, (method, *_creates(family))))
+                calls = (method, *_creates(family))
+                found.append(Case(family, kind, method, rule_of[kind], index, calls, dialect.SCOPE))
         for index, spec in enumerate(model.roundtrips()):
             method = env.full(spec.create)
             found.append(Case(family, "roundtrip", method, spec.rule, index, _creates(family)))
@@ -167,15 +172,21 @@ def test_property(
 
 def check_list(case: Case, dialect: listing.ListDialect, target: Target) -> None:
     population = listing.Population([], None) if target.read_only else dialect.populate()
+    reason = dialect.unusable(population)
+    if reason:
+        pytest.skip(reason)
     if case.kind == "contains":
         listing.check_contains(dialect, population)
         return
     if case.kind == "pagination":
+        ways = [(s, w) for s in dialect.paging_sorts() for w in dialect.paging_filters()]
+        for sort, where in ways:  # every way once, on pages small enough to need several
+            listing.check_pagination(dialect, population, 2, sort, where)
 
         @run_settings(target)
-        @given(size=st.integers(1, 5))
-        def pages(size: int) -> None:
-            listing.check_pagination(dialect, population, size)
+        @given(size=st.integers(1, 5), way=st.sampled_from(ways))
+        def pages(size: int, way: tuple[listing.Sort | None, Any]) -> None:
+            listing.check_pagination(dialect, population, size, *way)
 
         run_property(pages)
         return

@@ -178,3 +178,102 @@ def test_run_lists_sort_and_page(fresh_server, env_of):
     with pytest.raises(Mismatch) as caught:
         listing.check_pagination(dialect, population, 2)
     assert caught.value.rule == "kfp.runs.list.pagination"
+
+
+def _walk_scoped(dialect, population) -> None:
+    """Every way the scoped dialect pages, in pages of two."""
+    for sort in dialect.paging_sorts():
+        for where in dialect.paging_filters():
+            listing.check_pagination(dialect, population, 2, sort, where)
+
+
+def test_experiment_run_lists_page_by_the_model(fresh_server, env_of):
+    env = env_of("kfp")
+    dialect = kfp.ExperimentRunList(env)
+    population = dialect.populate()
+    assert len(population.keys) == 8
+    assert dialect.unusable(population) == ""
+    runs = population.scope["runs"]
+    # the model's orders: name differs from creation; some runs share a second, some do not
+    by_name = dialect.expected(population, listing.Sort("name", "name"), None)
+    assert by_name != dialect.expected(population, None, None)
+    assert len({r["created_at"] for r in runs.values()}) == 3
+    listing.check_contains(dialect, population)
+    _walk_scoped(dialect, population)
+    for sort in dialect.sorts([]):
+        listing.check_sort(dialect, population, sort)
+    archived = [{"key": "storage_state", "op": "EQUALS", "string_value": "STORAGESTATE_ARCHIVED"}]
+    listing.check_filter(dialect, population, archived)
+    assert len(dialect.expected(population, None, archived)) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("kfp.list-repeats-item", "kfp.runs.list.pagination"),
+        ("kfp.sort-ignored", "kfp.runs.list.sort-applied"),
+        ("kfp.scoped-page-token-ignored", "kfp.runs.list.pagination"),
+    ],
+)
+def test_experiment_run_lists_catch_defects(fresh_server, env_of, name, rule):
+    dialect = kfp.ExperimentRunList(env_of("kfp"))
+    population = dialect.populate()
+    defect(fresh_server, name)
+    with pytest.raises(Mismatch) as caught:
+        _walk_scoped(dialect, population)
+    assert caught.value.rule == rule
+
+
+def test_the_name_scoped_list_misses_what_only_the_experiment_list_sees(fresh_server, env_of):
+    """The index defect restarts only a scoped listing: the name-filtered listing pages right."""
+    dialect = kfp.RunList(env_of("kfp"))
+    population = dialect.populate()
+    defect(fresh_server, "kfp.scoped-page-token-ignored")
+    listing.check_pagination(dialect, population, 2)
+
+
+class _Listed(listing.ListDialect):
+    """Keys in memory, paged by offset, with one bug at a time: the model's order is ``MODEL``."""
+
+    METHOD = "api.RunService.ListRuns"
+    PAGINATION_RULE, TOTAL_RULE = "kfp.runs.list.pagination", "kfp.runs.list.total-size"
+    SORT_RULE, FILTER_RULE = "kfp.runs.list.sort-applied", "kfp.runs.list.filter-applied"
+    LAST_PAGE_TOKENLESS = True
+    MODEL = ["a", "b", "c", "d"]
+
+    def __init__(self, shown: list[str], trailing: bool = False) -> None:
+        self.shown, self.trailing = shown, trailing
+
+    def page(self, population, size, cursor, sort, where):
+        start = cursor or 0
+        items = self.shown[start : start + size]
+        more = start + size < len(self.shown) or (self.trailing and start < len(self.shown))
+        return reply_of(self.METHOD), items, start + size if more else None, len(self.shown)
+
+    def key(self, item):
+        return item
+
+    def expected(self, population, sort, where):
+        return self.MODEL
+
+
+@pytest.mark.parametrize(
+    ("shown", "trailing", "rule"),
+    [
+        (["a", "b", "c", "d"], False, None),
+        (["a", "b", "x", "c", "d"], False, None),  # another's item: not the model's business
+        (["a", "b", "c", "d"], True, "kfp.runs.list.pagination"),  # a token to an empty page
+        (["a", "c", "b", "d"], False, "kfp.runs.list.sort-applied"),
+        (["a", "b", "c"], False, "kfp.runs.list.pagination"),
+        (["a", "b", "c", "d", "e"], False, "kfp.runs.list.filter-applied"),  # "e" is the check's own
+    ],
+)
+def test_pagination_holds_own_items_to_the_model(shown, trailing, rule):
+    population = listing.Population(["a", "b", "c", "d", "e"], None)
+    dialect = _Listed(shown, trailing)
+    if rule is None:
+        listing.check_pagination(dialect, population, 2, None)
+        return
+    with pytest.raises(Mismatch) as caught:
+        listing.check_pagination(dialect, population, 2, None)
+    assert caught.value.rule == rule

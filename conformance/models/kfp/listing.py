@@ -42,6 +42,7 @@ class RunList(ListDialect):
     SORT_RULE = "kfp.runs.list.sort-applied"
     FILTER_RULE = CONTAINS_RULE = "kfp.runs.list.filter-applied"
     STATUS_RULE = "kfp.runs.output.status-domain"
+    LAST_PAGE_TOKENLESS = True  # next_page_token is empty on the last page (list.yaml next_token)
 
     def __init__(self, env: Env, method: str = "") -> None:
         super().__init__(env, method)
@@ -71,8 +72,8 @@ class RunList(ListDialect):
     def page(
         self, population: Population, size: int, cursor: Any, sort: Sort | None, where: Any
     ) -> tuple[Reply, list[Any], Any, int]:
-        predicates = [*([population.scope] if population.scope else []), *(where or [])]
-        request: dict[str, Any] = {"page_size": size}
+        predicates = [*self.scope_predicates(population), *(where or [])]
+        request: dict[str, Any] = {"page_size": size, **self.scope_fields(population)}
         if predicates:
             text = json.dumps({"predicates": predicates}, separators=(",", ":"))
             request["filter"] = urllib.parse.quote(text, safe="")
@@ -91,6 +92,14 @@ class RunList(ListDialect):
         if items:
             self.env.covered(self.STATUS_RULE)
         return reply, items, reply.response.next_page_token or None, reply.response.total_size
+
+    def scope_predicates(self, population: Population) -> list[dict[str, Any]]:
+        """The predicates restricting a listing to the population (its name token)."""
+        return [population.scope] if population.scope else []
+
+    def scope_fields(self, population: Population) -> dict[str, Any]:
+        """Request fields restricting a listing to the population besides the filter."""
+        return {}
 
     def key(self, item: Any) -> str:
         return item.id
@@ -140,26 +149,7 @@ class RunList(ListDialect):
         return all(self.holds(predicate, item) for predicate in where)
 
     def holds(self, predicate: dict[str, Any], item: Any) -> bool:
-        actual = run_value(item, predicate["key"])
-        op = predicate["op"]
-        if op == "IN":
-            return actual in predicate["string_values"]["values"]
-        if op == "IS_SUBSTRING":
-            return str(predicate["string_value"]).lower() in str(actual).lower()
-        if "timestamp_value" in predicate:
-            wanted: Any = parse_seconds(predicate["timestamp_value"])
-        else:
-            wanted = predicate["string_value"]
-        return bool(
-            {
-                "EQUALS": lambda: actual == wanted,
-                "NOT_EQUALS": lambda: actual != wanted,
-                "GREATER_THAN": lambda: actual > wanted,
-                "GREATER_THAN_EQUALS": lambda: actual >= wanted,
-                "LESS_THAN": lambda: actual < wanted,
-                "LESS_THAN_EQUALS": lambda: actual <= wanted,
-            }[op]()
-        )
+        return holds(predicate, run_value(item, predicate["key"]))
 
     def describe(self, where: Any) -> str:
         parts = []
@@ -179,5 +169,24 @@ def parse_seconds(text: str) -> int:
     )
 
 
-def list_dialects(env: Env) -> list[ListDialect]:
-    return [RunList(env)]
+def holds(predicate: dict[str, Any], actual: Any) -> bool:
+    """Whether a predicate of an ``api.Filter`` (as sent) holds for a run's value of its key."""
+    op = predicate["op"]
+    if op == "IN":
+        return actual in predicate["string_values"]["values"]
+    if op == "IS_SUBSTRING":
+        return str(predicate["string_value"]).lower() in str(actual).lower()
+    if "timestamp_value" in predicate:
+        wanted: Any = parse_seconds(predicate["timestamp_value"])
+    else:
+        wanted = predicate["string_value"]
+    return bool(
+        {
+            "EQUALS": lambda: actual == wanted,
+            "NOT_EQUALS": lambda: actual != wanted,
+            "GREATER_THAN": lambda: actual > wanted,
+            "GREATER_THAN_EQUALS": lambda: actual >= wanted,
+            "LESS_THAN": lambda: actual < wanted,
+            "LESS_THAN_EQUALS": lambda: actual <= wanted,
+        }[op]()
+    )

@@ -16,6 +16,7 @@ TERMINATE_FINISHED_ACCEPTED = "kfp.terminate-finished-run-accepted"
 RUN_MISSING_CREATED_AT = "kfp.run-missing-created-at"
 SORT_IGNORED = "kfp.sort-ignored"
 STORAGE_STATE_OUT_OF_DOMAIN = "kfp.storage-state-out-of-domain"
+SCOPED_PAGE_TOKEN_IGNORED = "kfp.scoped-page-token-ignored"
 
 DEFECTS: dict[str, Defect] = {
     GET_RUN_WRONG_STATUS: Defect(
@@ -47,6 +48,13 @@ DEFECTS: dict[str, Defect] = {
     SORT_IGNORED: Defect(
         "ListRuns accepts sort_by but always orders by created_at ascending",
         rule="kfp.runs.list.sort-applied",
+        methods=("RunService.ListRuns",),
+        suite="properties",
+    ),
+    SCOPED_PAGE_TOKEN_IGNORED: Defect(
+        "ListRuns of one experiment or namespace answered from the run index starts again at the "
+        "first page whatever the page token (lists of every run, and scanned ones, page right)",
+        rule="kfp.runs.list.pagination",
         methods=("RunService.ListRuns",),
         suite="properties",
     ),

@@ -381,7 +381,8 @@ def list_runs(request: message.Message, ctx: CallContext) -> message.Message:
         canonical = listing.canonical_filter(parsed)
     order = terms.default_sort if ctx.defect(defects.SORT_IGNORED) else sort
     start = token.key if token is not None else None
-    indexed = _indexed_page(state, request, parsed, order, start, page_size + 1)
+    restart = ctx.defect(defects.SCOPED_PAGE_TOKEN_IGNORED)
+    indexed = _indexed_page(state, request, parsed, order, start, page_size + 1, restart)
     if indexed is not None:
         rows, total = indexed
     else:
@@ -426,11 +427,13 @@ def _indexed_page(
     order: listing.Sort,
     start: list[Any] | None,
     limit: int,
+    restart: bool = False,
 ) -> tuple[list[RunRecord], int] | None:
     """The page from the run index (see :mod:`.runindex`), or None when the request needs a scan.
 
     Indexed: sort by created_at or name, every run or one experiment or namespace,
-    and no filter or predicates on storage_state and status only (each run's partition)."""
+    and no filter or predicates on storage_state and status only (each run's partition).
+    ``restart``: the defect mode that pages a scoped listing from its start whatever the token."""
     if order.field not in runindex.INDEXED_SORTS:
         return None
     scope = runindex.ALL
@@ -448,7 +451,7 @@ def _indexed_page(
     lists = index.select(scope, lambda part: all(listing.holds(part[i], p) for i, p in checks), order.field)
     total = index.count(lists)
     begin: tuple[Any, str] | None = None
-    if start is not None:
+    if start is not None and not (restart and scope != runindex.ALL):
         present_, value, run_id = start
         if not present_:  # a key of a run without the value sorts first: every run is after it
             if order.desc:
