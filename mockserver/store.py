@@ -194,7 +194,8 @@ class SqliteStore(Store):
         if not self.path.parent.is_dir():
             raise StoreError(f"store {path}: folder {self.path.parent} does not exist")
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # timeout=0: a file held by another server is refused at once, not after sqlite's 5 s wait
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=0")

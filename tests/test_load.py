@@ -289,6 +289,7 @@ def test_a_bearer_token_reaches_the_server_and_refusals_are_reported(
     assert errors[0]["Error"].startswith("UNAUTHENTICATED: missing bearer token"), errors[0]
 
 
+@pytest.mark.slow  # three locust processes
 def test_a_master_aggregates_two_workers(mock: ServerProcess, tmp_path: Path) -> None:
     """One master, two workers on loopback, each worker's calls labelled: the master's report has both."""
     port = str(free_port())

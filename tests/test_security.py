@@ -470,6 +470,7 @@ def test_serve_reads_a_token_file_and_says_what_secures_it(pki: Pki, tmp_path: P
 # -- the harness against a secured mock --------------------------------------------------------
 
 
+@pytest.mark.slow  # end to end: a whole check run
 def test_check_passes_against_a_mock_with_tls_and_auth(pki: Pki, tmp_path: Path) -> None:
     """Every suite of one family, gRPC, REST and the control API all over TLS, with a JWT."""
     token_file = tmp_path / "tokens"

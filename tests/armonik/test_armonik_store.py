@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from akutil import Stubs, create_data, create_metadata, download, task_options
 from armonik.protogen.common import filters_common_pb2 as fc
 from armonik.protogen.common import results_common_pb2 as rc
@@ -367,6 +368,7 @@ def _count_by_status(stubs: Stubs, session_id: str) -> dict[int, int]:
     return {c.status: c.count for c in reply.status}
 
 
+@pytest.mark.slow  # bounded load of several seconds, then a restart
 def test_twenty_clients_update_and_list_the_same_sessions_and_every_update_lasts(tmp_path: Path) -> None:
     db = tmp_path / "ark.db"
     lock = threading.Lock()

@@ -591,6 +591,7 @@ def _kills_give_the_same_history(
     assert _play(served(), actions, everywhere if kill_after is None else kill_after) == reference
 
 
+@pytest.mark.slow  # many restarts
 def test_kill_9_between_steps_changes_nothing_a_client_sees(served: Callable[..., Served]) -> None:
     _kills_give_the_same_history(served, {9, 11, 15, 21, 22})
 

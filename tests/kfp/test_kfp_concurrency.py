@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from kfp_support import RunService
 from protoconform.mockserver.launcher import ServerProcess
 
@@ -189,6 +190,7 @@ def _verify(kfp: RunService, recorder: Recorder, pool: list[str], pool_experimen
     return snapshot
 
 
+@pytest.mark.slow  # bounded load of several seconds, then a restart
 def test_twenty_clients_update_and_list_the_same_runs_then_kill_9(tmp_path: Path) -> None:
     args = ["--api", "kfp", "--clock-speed", "20", "--store", f"sqlite:{tmp_path}/kfp.db"]
     args += [arg for e in EXPERIMENTS for arg in ("--kfp-experiment", f"shared {e}={e}")]
