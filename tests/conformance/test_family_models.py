@@ -111,6 +111,7 @@ def test_session_transitions_conform_and_catch_an_illegal_one(fresh_server, env_
     assert caught.value.method == "Sessions.PauseSession"
 
 
+@pytest.mark.slow  # 33 generated run sequences
 def test_run_sequences_conform_and_catch_a_duplicate_metric(fresh_server, env_of):
     new_machine = partial(kfp.RunMachine, env_of("kfp"))
     run_machine(new_machine, seed=3, max_examples=8)
