@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -25,6 +27,7 @@ from armonik.protogen.common import (
     versions_common_pb2,
 )
 from google.protobuf.duration_pb2 import Duration
+from protoconform.conformance.control import ControlClient
 
 VERSIONS = "/armonik.api.grpc.v1.versions.Versions/ListVersions"
 DOWNLOAD = "/armonik.api.grpc.v1.results.Results/DownloadResultData"
@@ -154,3 +157,14 @@ class ProxyProcess:
 PROXY_READY = re.compile(
     r"^protoconform proxy ready grpc=(?P<grpc>\S+) http=(?P<http>\S+) target=\S+(?P<rest>(?: \S+=\S+)*)$"
 )
+
+
+@contextmanager
+def clean_control(http_url: str) -> Iterator[ControlClient]:
+    """A server's control API with no fault rule and fresh state, before and after."""
+    client = ControlClient(http_url)
+    client.clear_faults()
+    client.reset()
+    yield client
+    client.clear_faults()
+    client.close()

@@ -23,7 +23,7 @@ import pytest
 import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
-from fault_support import CHUNK, DATA, DOWNLOAD, RETRYING, VERSIONS, Armonik, ProxyProcess
+from fault_support import CHUNK, DATA, DOWNLOAD, RETRYING, VERSIONS, Armonik, ProxyProcess, clean_control
 from google.protobuf import any_pb2, json_format, message_factory
 from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -68,12 +68,8 @@ def faults(proxy: ProxyProcess) -> Iterator[ControlClient]:
 
 @pytest.fixture
 def target_control(target: ThreadedServer) -> Iterator[ControlClient]:
-    client = ControlClient(target.http_url)
-    client.clear_faults()
-    client.reset()
-    yield client
-    client.clear_faults()
-    client.close()
+    with clean_control(target.http_url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
-from fault_support import CHUNK, DATA, RETRYING, VERSIONS, Armonik
+from fault_support import CHUNK, DATA, RETRYING, VERSIONS, Armonik, clean_control
 from protoconform.conformance.control import ControlClient, ControlError
 from protoconform.mockserver import cli
 from protoconform.mockserver.config import ServerConfig
@@ -39,12 +39,8 @@ def server() -> Iterator[ThreadedServer]:
 
 @pytest.fixture
 def control(server: ThreadedServer) -> Iterator[ControlClient]:
-    client = ControlClient(server.http_url)
-    client.clear_faults()
-    client.reset()
-    yield client
-    client.clear_faults()
-    client.close()
+    with clean_control(server.http_url) as client:
+        yield client
 
 
 @pytest.fixture
