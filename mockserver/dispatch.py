@@ -46,7 +46,9 @@ class CallRecord:
         "method",
         "peer",
         "protocol",
+        "request_wire",
         "requests",
+        "response_wire",
         "responses",
         "started",
         "stream_cut",
@@ -67,6 +69,10 @@ class CallRecord:
         self.started = time.time() if started is None else started
         self.requests: list[message.Message] = []
         self.responses: list[message.Message] = []
+        # A unary call's messages as they went over the wire, when the caller has them
+        # (the gRPC side): the journal keeps these rather than encoding them again.
+        self.request_wire: bytes | None = None
+        self.response_wire: bytes | None = None
         self.code = grpc.StatusCode.OK
         self.error = ""
         self.duration = 0.0
@@ -172,15 +178,6 @@ class Dispatcher:
         plan = self._plans[method.path] = _Plan(state, variant, rules, fn, checks)
         return plan
 
-    async def _begin(self, record: CallRecord) -> _Plan:
-        for observer in self.observers:
-            waiting = observer.before(record)
-            if waiting is not None:
-                await waiting
-        if self.authenticator is not None:  # after the observers: the journal sees refused calls too
-            record.identity = self.authenticator.check(record.method.path, record.metadata)
-        return self._plan(record.method)
-
     def _finish(self, record: CallRecord, error: BaseException | None) -> None:
         record.duration = time.time() - record.started
         if isinstance(error, rpc.ApiError):
@@ -212,11 +209,18 @@ class Dispatcher:
         metadata: Mapping[str, str] | None,
         peer: str,
         protocol: str,
+        raw: bytes | None,
     ) -> tuple[CallRecord, Any]:
-        """A new call record, and the request as the handler will see it (streams are recorded as read)."""
-        record = CallRecord(method, protocol, dict(metadata or {}), peer)
+        """A new call record, and the request as the handler will see it (streams are recorded as read).
+
+        The record keeps ``metadata`` when it is a dict (callers build one per call).
+        """
+        record = CallRecord(
+            method, protocol, metadata if type(metadata) is dict else dict(metadata or {}), peer
+        )
         if isinstance(request, message.Message):
             record.requests.append(request)
+            record.request_wire = raw
             return record, request
 
         async def recorded() -> AsyncIterator[message.Message]:
@@ -228,7 +232,13 @@ class Dispatcher:
         return record, recorded()
 
     async def _invoke(self, record: CallRecord, request: Any) -> Any:
-        plan = await self._begin(record)
+        for observer in self.observers:  # they may delay or fail the call
+            waiting = observer.before(record)
+            if waiting is not None:
+                await waiting
+        if self.authenticator is not None:  # after the observers: the journal sees refused calls too
+            record.identity = self.authenticator.check(record.method.path, record.metadata)
+        plan = self._plan(record.method)
         context = self._context(record, plan.state)
         if plan.checks and isinstance(request, message.Message):
             check_rules(plan.checks, request)
@@ -257,14 +267,23 @@ class Dispatcher:
         metadata: Mapping[str, str] | None = None,
         peer: str = "",
         protocol: str = "grpc",
-    ) -> message.Message:
-        """A call with a single response (unary or client-streaming)."""
-        record, request = self._record(method, request, metadata, peer, protocol)
+        raw: bytes | None = None,
+        encode: bool = False,
+    ) -> Any:
+        """A call with a single response (unary or client-streaming): the message, or its bytes.
+
+        ``raw``: the request's wire bytes, when the caller has them; ``encode``: answer
+        the response's wire bytes.  Either way the journal keeps those bytes rather than
+        encoding the message again.
+        """
+        record, request = self._record(method, request, metadata, peer, protocol, raw)
         # The same as ``async with self._observed(record)`` (see stream), written
         # out: this is the path of every unary call.
         try:
             response = self._check_response(record, await self._invoke(record, request))
             record.responses.append(response)
+            if encode:
+                response = record.response_wire = response.SerializeToString()
             self._saved(record)
         except Exception as exc:
             error = self._as_api_error(record, exc)
@@ -283,9 +302,10 @@ class Dispatcher:
         metadata: Mapping[str, str] | None = None,
         peer: str = "",
         protocol: str = "grpc",
-    ) -> AsyncIterator[message.Message]:
-        """A call with a response stream (server-streaming or bidi)."""
-        record, request = self._record(method, request, metadata, peer, protocol)
+        encode: bool = False,
+    ) -> AsyncIterator[Any]:
+        """A call with a response stream (server-streaming or bidi): messages, or their bytes (``encode``)."""
+        record, request = self._record(method, request, metadata, peer, protocol, None)
         async with self._observed(record):
             items = await self._invoke(record, request)
             sent = 0
@@ -294,7 +314,7 @@ class Dispatcher:
                 if len(record.responses) < JOURNAL_LIMIT:
                     record.responses.append(response)
                 self._saved(record)
-                yield response
+                yield response.SerializeToString() if encode else response
                 sent += 1
                 if record.stream_cut is not None:
                     record.stream_cut(sent)

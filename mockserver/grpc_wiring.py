@@ -61,10 +61,9 @@ async def _empty_stream() -> AsyncIterator[message.Message]:
 
 
 def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHandler:
+    """Requests arrive as bytes and responses leave as bytes the dispatcher encoded: the
+    journal keeps the same bytes, so no message is encoded twice."""
     decode = _decoder(dispatcher, method)
-
-    def serialize(response: message.Message) -> bytes:
-        return response.SerializeToString()
 
     async def decoded_stream(
         first: message.Message, rest: AsyncIterator[bytes]
@@ -73,9 +72,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
         async for raw in rest:
             yield decode(raw)
 
-    async def request_of(raw: Any) -> Any:
-        if not method.client_streaming:
-            return decode(raw)
+    async def request_stream(raw: Any) -> Any:
         # Decode the first message before any handler runs, so a malformed
         # stream is refused the same way whatever the method does.
         stream = raw.__aiter__()
@@ -87,10 +84,11 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
 
     if method.server_streaming:
 
-        async def streaming(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[message.Message]:
+        async def streaming(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
             try:
+                request = await request_stream(raw) if method.client_streaming else decode(raw)
                 async for response in dispatcher.stream(
-                    method, await request_of(raw), _metadata(context), context.peer()
+                    method, request, _metadata(context), context.peer(), encode=True
                 ):
                     yield response
             except ApiError as error:
@@ -101,23 +99,30 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
             if method.client_streaming
             else grpc.unary_stream_rpc_method_handler
         )
-        return factory(streaming, request_deserializer=None, response_serializer=serialize)
+        return factory(streaming)
 
-    async def single(raw: Any, context: grpc.aio.ServicerContext) -> message.Message:
+    if method.client_streaming:
+
+        async def gathering(raw: Any, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                request = await request_stream(raw)
+                return await dispatcher.call(method, request, _metadata(context), context.peer(), encode=True)
+            except ApiError as error:
+                await _abort(context, error)
+                raise  # unreachable: abort raises
+
+        return grpc.stream_unary_rpc_method_handler(gathering)
+
+    async def single(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            # a unary request is decoded here rather than in a coroutine: every call comes this way
-            request = await request_of(raw) if method.client_streaming else decode(raw)
-            return await dispatcher.call(method, request, _metadata(context), context.peer())
+            return await dispatcher.call(
+                method, decode(raw), _metadata(context), context.peer(), raw=raw, encode=True
+            )
         except ApiError as error:
             await _abort(context, error)
             raise  # unreachable: abort raises
 
-    factory = (
-        grpc.stream_unary_rpc_method_handler
-        if method.client_streaming
-        else grpc.unary_unary_rpc_method_handler
-    )
-    return factory(single, request_deserializer=None, response_serializer=serialize)
+    return grpc.unary_unary_rpc_method_handler(single)
 
 
 def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_names: list[str]) -> None:

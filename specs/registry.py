@@ -16,7 +16,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message, message_factory
@@ -36,16 +36,16 @@ class Method:
     name: str  # method name, e.g. "CreateRun"
     descriptor: descriptor.MethodDescriptor
 
-    @property
+    @cached_property  # on every call's path
     def path(self) -> str:
         """The gRPC path, ``/package.Service/Method``."""
         return f"/{self.service}/{self.name}"
 
-    @property
+    @cached_property  # on every call's path
     def client_streaming(self) -> bool:
         return bool(self.descriptor.client_streaming)
 
-    @property
+    @cached_property  # on every call's path
     def server_streaming(self) -> bool:
         return bool(self.descriptor.server_streaming)
 
@@ -55,11 +55,11 @@ class Method:
         request = "stream" if self.client_streaming else "unary"
         return f"{request}_{'stream' if self.server_streaming else 'unary'}"
 
-    @property
+    @cached_property  # on every call's path
     def request_type(self) -> str:
         return self.descriptor.input_type.full_name
 
-    @property
+    @cached_property  # on every call's path
     def response_type(self) -> str:
         return self.descriptor.output_type.full_name
 

@@ -14,7 +14,6 @@ import base64
 import collections
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, message
@@ -27,25 +26,56 @@ MAX_KEPT_BYTES = 64 * 1024  # larger messages are journaled by size only
 MAX_TOTAL_BYTES = 64 * 1024 * 1024  # the whole journal; the oldest entries go first
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs every call; nobody changes one
 class Entry:
-    seq: int
-    family: str
-    method: str  # full dotted name, "pkg.Service.Method"
-    path: str  # gRPC path
-    protocol: str
-    peer: str
-    started: float
-    duration: float
-    code: str
-    error: str
-    request_type: str
-    response_type: str
-    requests: tuple[bytes | int, ...]
-    responses: tuple[bytes | int, ...]
-    metadata: tuple[tuple[str, str], ...]
-    faults: tuple[dict[str, str], ...] = ()  # fault rules that fired on the call
-    size: int = 0  # bytes of messages kept (those journaled by size only do not count)
+    """One call as the journal keeps it: turned into JSON only when somebody reads it.
+
+    A plain slotted class filled positionally (one is made for every call); it
+    copies what it shows of the record and keeps messages as bytes only.
+    """
+
+    __slots__ = (
+        "code",
+        "duration",
+        "error",
+        "faults",
+        "metadata",
+        "method",
+        "peer",
+        "protocol",
+        "requests",
+        "responses",
+        "seq",
+        "size",
+        "started",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        record: CallRecord,
+        requests: tuple[bytes | int, ...],
+        responses: tuple[bytes | int, ...],
+    ) -> None:
+        self.seq = seq
+        self.method = record.method
+        self.protocol = record.protocol
+        self.peer = record.peer
+        self.started = record.started
+        self.duration = record.duration
+        self.code = record.code
+        self.error = record.error
+        self.metadata = record.metadata  # the call's own copy: nothing changes it once the call ended
+        self.faults = record.faults
+        self.requests = requests
+        self.responses = responses
+        size = 0  # bytes of messages kept (those journaled by size only do not count)
+        for kept in requests:
+            if type(kept) is bytes:
+                size += len(kept)
+        for kept in responses:
+            if type(kept) is bytes:
+                size += len(kept)
+        self.size = size
 
 
 class Journal:
@@ -55,46 +85,19 @@ class Journal:
         self._entries: collections.deque[Entry] = collections.deque()
         self._bytes = 0
         self._seq = itertools.count(1)
-        self.counts: collections.Counter[str] = collections.Counter()
-        self._names: dict[str, str] = {}  # gRPC path -> "pkg.Service.Method"
+        self._counts: collections.Counter[str] = collections.Counter()  # by gRPC path
 
     # -- CallObserver ------------------------------------------------------
     def before(self, record: CallRecord) -> None:
         return None  # nothing to wait for: the journal only records
 
     def after(self, record: CallRecord) -> None:
-        method = record.method
-        name = self._names.get(method.path)
-        if name is None:
-            name = self._names[method.path] = f"{method.service}.{method.name}"
-        self.counts[name] += 1
-        requests = tuple([_serialize(m) for m in record.requests])
-        responses = tuple([_serialize(m) for m in record.responses])
-        entry = Entry(
-            next(self._seq),
-            method.family,
-            name,
-            method.path,
-            record.protocol,
-            record.peer,
-            record.started,
-            record.duration,
-            record.code.name,
-            record.error,
-            method.request_type,
-            method.response_type,
-            requests,
-            responses,
-            # Authorization values are not worth keeping in a log anyone can read.
-            tuple(
-                sorted(
-                    (k, "<redacted>" if k.lower() in TOKEN_KEYS else v) for k, v in record.metadata.items()
-                )
-            ),
-            tuple(record.faults),
-            sum([len(m) for m in requests if type(m) is bytes])
-            + sum([len(m) for m in responses if type(m) is bytes]),
-        )
+        self._counts[record.method.path] += 1
+        wire = record.request_wire
+        requests = (_kept(wire),) if wire is not None else tuple([_serialize(m) for m in record.requests])
+        wire = record.response_wire
+        responses = (_kept(wire),) if wire is not None else tuple([_serialize(m) for m in record.responses])
+        entry = Entry(next(self._seq), record, requests, responses)
         self._entries.append(entry)
         self._bytes += entry.size
         while self._entries and (len(self._entries) > self.capacity or self._bytes > MAX_TOTAL_BYTES):
@@ -104,7 +107,12 @@ class Journal:
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
-        self.counts.clear()
+        self._counts.clear()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Calls per method (``pkg.Service.Method``), since the start or the last clear."""
+        return {_name(path): n for path, n in self._counts.items()}
 
     def last_seq(self) -> int:
         return self._entries[-1].seq if self._entries else 0
@@ -117,28 +125,33 @@ class Journal:
         selected = [
             e
             for e in self._entries
-            if e.seq > since and (not wanted or e.method in wanted or _short(e.method) in wanted)
+            if e.seq > since
+            and (not wanted or (name := _name(e.method.path)) in wanted or _short(name) in wanted)
         ]
         if limit is not None:
             selected = selected[-limit:] if limit > 0 else []
         return [self._as_json(e) for e in selected]
 
     def _as_json(self, entry: Entry) -> dict[str, Any]:
+        method = entry.method
         return {
             "seq": entry.seq,
-            "family": entry.family,
-            "method": entry.method,
-            "path": entry.path,
+            "family": method.family,
+            "method": _name(method.path),
+            "path": method.path,
             "protocol": entry.protocol,
             "peer": entry.peer,
             "started": entry.started,
             "duration_ms": round(entry.duration * 1000, 3),
-            "code": entry.code,
+            "code": entry.code.name,
             "error": entry.error,
-            "metadata": dict(entry.metadata),
+            # Authorization values are not worth keeping in a log anyone can read.
+            "metadata": {
+                k: "<redacted>" if k.lower() in TOKEN_KEYS else v for k, v in sorted(entry.metadata.items())
+            },
             "faults": list(entry.faults),
-            "requests": [self._decode(entry.request_type, raw) for raw in entry.requests],
-            "responses": [self._decode(entry.response_type, raw) for raw in entry.responses],
+            "requests": [self._decode(method.request_type, raw) for raw in entry.requests],
+            "responses": [self._decode(method.response_type, raw) for raw in entry.responses],
         }
 
     def _decode(self, type_name: str, raw: bytes | int) -> Any:
@@ -151,9 +164,19 @@ class Journal:
             return {"@undecodable": base64.b64encode(raw).decode("ascii")}
 
 
+def _name(path: str) -> str:
+    """``/pkg.Service/Method`` -> ``pkg.Service.Method``."""
+    return path[1:].replace("/", ".")
+
+
 def _short(method: str) -> str:
     """``pkg.Service.Method`` -> ``Service.Method``."""
     return ".".join(method.split(".")[-2:])
+
+
+def _kept(wire: bytes) -> bytes | int:
+    """Wire bytes as kept: just their size when too big to keep (data chunks)."""
+    return len(wire) if len(wire) > MAX_KEPT_BYTES else wire
 
 
 def _serialize(msg: Any) -> bytes | int:

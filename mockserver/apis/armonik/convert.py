@@ -50,14 +50,14 @@ def _set_duration(message: object, name: str, value: timedelta | None) -> None:
         getattr(message, name).FromTimedelta(value)
 
 
-def session_raw(session: Session, with_options: bool = True) -> SessionRaw:
-    raw = SessionRaw(
-        session_id=session.session_id,
-        status=session.status,
-        client_submission=session.client_submission,
-        worker_submission=session.worker_submission,
-        partition_ids=session.partition_ids,
-    )
+def session_raw(session: Session, with_options: bool = True, into: SessionRaw | None = None) -> SessionRaw:
+    """The session as the API shows it; filled ``into`` a reply's field when given (no copy)."""
+    raw = SessionRaw() if into is None else into
+    raw.session_id = session.session_id
+    raw.status = session.status
+    raw.client_submission = session.client_submission
+    raw.worker_submission = session.worker_submission
+    raw.partition_ids.extend(session.partition_ids)
     if with_options:
         raw.options.CopyFrom(session.options)
     _set_time(raw, "created_at", session.created_at)

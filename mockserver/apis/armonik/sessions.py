@@ -88,7 +88,9 @@ def get(request, ctx: CallContext) -> GetSessionResponse:
     if ctx.defect(WRONG_STATUS_FOR_MISSING) and state.sessions.get(request.session_id) is None:
         raise ApiError(grpc.StatusCode.INTERNAL, f"session lookup failed for '{request.session_id}'")
     session = state.require_session(request.session_id)
-    return GetSessionResponse(session=convert.session_raw(session))
+    response = GetSessionResponse()
+    convert.session_raw(session, into=response.session)
+    return response
 
 
 @handler(SVC, "ListSessions")
