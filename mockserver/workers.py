@@ -711,7 +711,7 @@ class FrontEnds:
         )
         # started from the loop's own thread: PR_SET_PDEATHSIG follows the thread that forked
         process.start()
-        front.process = process
+        front.process, front.pid = process, process.pid or 0
         deadline = time.monotonic() + START_SECONDS
         while not front.hello.done():
             if not process.is_alive() or time.monotonic() > deadline:
@@ -722,7 +722,6 @@ class FrontEnds:
         if "error" in hello:
             await asyncio.to_thread(process.join, 5)
             raise OSError(str(hello["error"]))
-        front.pid = process.pid or 0
         log.info("gRPC front-end %d serving (pid %d)", front.index, front.pid)
         return int(hello["port"])
 
@@ -751,7 +750,8 @@ class FrontEnds:
             front.hello.set_result(hello)
             await reader.read()  # nothing more comes: EOF when the front-end exits
         except (TimeoutError, LinkError, OSError, asyncio.IncompleteReadError) as exc:
-            log.warning("control link refused: %s", exc)
+            if not self.stopping:  # a front-end closing as told to may close first
+                log.warning("front-end control link failed: %s", exc)
         finally:
             writer.close()
             if front is not None and front.control is writer:
@@ -821,6 +821,7 @@ class FrontEnds:
                     "index": front.index,
                     "pid": front.pid,
                     "alive": front.alive(),
+                    "ready": front.control is not None,  # listening, and its control link open
                     "restarts": front.restarts,
                     "down": front.down,
                     "calls": front.calls,

@@ -1,0 +1,342 @@
+"""``serve --workers N``: front-end processes share the gRPC port over one state.
+
+Every call shape goes through a front-end to the serving process and back;
+errors keep their status details byte for byte; a cancelled call ends
+CANCELLED in the serving process's journal; fault rules (status, reset) reach
+the client; reflection and health are served by the front-ends; a front-end
+killed is restarted, and front-ends do not outlive the serving process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from armonik.protogen.common import results_common_pb2 as rc
+from armonik.protogen.common import sessions_common_pb2 as sc
+from armonik.protogen.common import sessions_fields_pb2 as sf
+from armonik.protogen.common import sessions_filters_pb2 as sfl
+from armonik.protogen.common.sort_direction_pb2 import SORT_DIRECTION_ASC
+from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from protoconform.conformance.control import ControlClient
+from protoconform.mockserver.launcher import ServerProcess
+
+SESSIONS = "armonik.api.grpc.v1.sessions.Sessions"
+KFP_GET_RUN = "/api.RunService/GetRun"
+RICH_STATUS = "grpc-status-details-bin"
+ARGS = ["--api", "armonik,kfp", "--clock-speed", "0", "--armonik-chunk-size", str(CHUNK)]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess([*ARGS, "--workers", "2", "--log-level", "WARNING"]) as process:
+        yield process
+
+
+@pytest.fixture
+def control(server: ServerProcess) -> Iterator[ControlClient]:
+    with clean_control(server.http_url) as client:
+        yield client
+
+
+@pytest.fixture
+def ak(server: ServerProcess) -> Iterator[Armonik]:
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        yield Armonik(channel)
+
+
+def workers(server: ServerProcess) -> dict:
+    response = requests.get(f"{server.http_url}/control/workers", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def channels(address: str, count: int) -> list[grpc.Channel]:
+    """Separate connections: SO_REUSEPORT spreads connections (not calls) among the front-ends."""
+    return [
+        grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(count)
+    ]
+
+
+def wait_for(check, seconds: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_the_ready_line_and_the_front_ends(server: ServerProcess) -> None:
+    assert server.fields["workers"] == "2"
+    described = workers(server)
+    assert described["workers"] == 2 and len(described["front_ends"]) == 2
+    pids = {front["pid"] for front in described["front_ends"]}
+    assert len(pids) == 2 and server.process is not None and server.process.pid not in pids
+    assert all(front["alive"] for front in described["front_ends"])
+    assert described["port"] == int(server.grpc_address.rsplit(":", 1)[1])
+
+
+def test_one_state_whichever_front_end_answers(server: ServerProcess, control: ControlClient) -> None:
+    before = {front["index"]: front["calls"] for front in workers(server)["front_ends"]}
+    writers, readers = channels(server.grpc_address, 8), channels(server.grpc_address, 8)
+    try:
+        created = [Armonik(channel).session() for channel in writers]
+        for channel, session_id in zip(readers, created, strict=True):
+            stub = Armonik(channel).sessions
+            got = stub.GetSession(sc.GetSessionRequest(session_id=session_id), timeout=10)
+            assert got.session.session_id == session_id
+        listing = sc.ListSessionsRequest(
+            page_size=100,
+            filters=sfl.Filters(),
+            sort=sc.ListSessionsRequest.Sort(
+                field=sf.SessionField(
+                    session_raw_field=sf.SessionRawField(field=sf.SESSION_RAW_ENUM_FIELD_SESSION_ID)
+                ),
+                direction=SORT_DIRECTION_ASC,
+            ),
+        )
+        listed = Armonik(readers[0]).sessions.ListSessions(listing, timeout=10)
+        assert {s.session_id for s in listed.sessions} == set(created)
+    finally:
+        for channel in writers + readers:
+            channel.close()
+    after = {front["index"]: front["calls"] for front in workers(server)["front_ends"]}
+    # 16 connections spread by hash: each front-end forwarded some of the 17 calls
+    assert sum(after.values()) - sum(before.values()) == 17
+    assert all(after[index] > before[index] for index in after), (before, after)
+    entries = control.journal(method="Sessions.CreateSession")
+    assert [entry["responses"][0]["session_id"] for entry in entries] == created
+    peers = {entry["peer"] for entry in entries}
+    # each client's own address (not the link's): 8 connections, 8 ports on loopback
+    assert len(peers) == 8 and all(peer.startswith("ipv4:127.0.0.1:") for peer in peers), peers
+
+
+def test_server_client_and_bidi_streams(server: ServerProcess, control: ControlClient, ak: Armonik) -> None:
+    # server streaming: the data comes back in CHUNK-byte messages
+    session_id, result_id = ak.result_with_data()
+    chunks, error = ak.download(session_id, result_id)
+    assert error is None and b"".join(chunks) == DATA and len(chunks) == len(DATA) // CHUNK
+    # client streaming: an upload in several messages, read back
+    created = ak.results.CreateResultsMetaData(
+        rc.CreateResultsMetaDataRequest(
+            session_id=session_id, results=[rc.CreateResultsMetaDataRequest.ResultCreate(name="up")]
+        ),
+        timeout=10,
+    )
+    up = created.results[0].result_id
+    ident = rc.UploadResultDataRequest.ResultIdentifier(session_id=session_id, result_id=up)
+    pieces = [b"abc", b"defg"] + [b"%04d" % i for i in range(50)]  # more than the owner holds unread
+    messages = [rc.UploadResultDataRequest(id=ident)] + [
+        rc.UploadResultDataRequest(data_chunk=p) for p in pieces
+    ]
+    assert ak.results.UploadResultData(iter(messages), timeout=10).result.result_id == up
+    chunks, error = ak.download(session_id, up)
+    assert error is None and b"".join(chunks) == b"".join(pieces)
+    # bidi: a watch answers each request with the statuses of its results
+    requests_: queue.Queue = queue.Queue()
+
+    def feed() -> Iterator[rc.WatchResultRequest]:
+        while (item := requests_.get()) is not None:
+            yield item
+
+    call = ak.results.WatchResults(feed(), timeout=20)
+    try:
+        requests_.put(rc.WatchResultRequest(result_ids=[up, "nope"]))
+        replies = {(reply.status, tuple(reply.result_ids)) for reply in (next(call), next(call))}
+        assert {ids for _, ids in replies} == {(up,), ("nope",)}
+    finally:
+        requests_.put(None)
+        call.cancel()
+
+    def methods() -> list[str]:
+        return [entry["method"].rsplit(".", 1)[1] for entry in control.journal()]
+
+    # the watch is in the journal once the serving process saw its cancellation
+    assert "WatchResults" in wait_for(lambda: "WatchResults" in methods() and methods())
+    assert "UploadResultData" in methods()
+
+
+def test_a_malformed_request_and_an_unknown_method(ak: Armonik) -> None:
+    get = ak.channel.unary_unary(f"/{SESSIONS}/GetSession")
+    with pytest.raises(grpc.RpcError) as caught:
+        get(b"\xff\xff\xff", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "GetSessionRequest" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        ak.channel.unary_unary(f"/{SESSIONS}/NoSuchMethod")(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def _kfp_error(address: str) -> tuple[grpc.StatusCode, str, bytes]:
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as caught:
+        channel.unary_unary(KFP_GET_RUN)(b"\n\x07missing", timeout=10)  # run_id: "missing"
+    error = caught.value
+    rich = dict(error.trailing_metadata() or ())[RICH_STATUS]
+    return error.code(), error.details(), rich
+
+
+@pytest.mark.slow
+def test_error_details_are_those_of_one_process(server: ServerProcess) -> None:
+    with ServerProcess([*ARGS, "--log-level", "WARNING"]) as single:
+        expected = _kfp_error(single.grpc_address)
+    got = _kfp_error(server.grpc_address)
+    assert got[0] == grpc.StatusCode.NOT_FOUND and got[2]
+    assert got == expected
+
+
+def test_error_details_carry_the_kfp_api_error(server: ServerProcess) -> None:
+    from google.rpc import status_pb2
+
+    code, details, rich = _kfp_error(server.grpc_address)
+    status = status_pb2.Status.FromString(rich)
+    assert code == grpc.StatusCode.NOT_FOUND and status.message == details
+    assert [d.type_url for d in status.details] == ["type.googleapis.com/api.Error"]
+
+
+def test_a_cancelled_call_ends_cancelled_in_the_journal(control: ControlClient, ak: Armonik) -> None:
+    control.add_faults({"name": "slow", "method": VERSIONS, "latency": 30})
+    with pytest.raises(grpc.RpcError) as caught:
+        ak.versions(timeout=0.5)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    entries = wait_for(lambda: control.journal(method="Versions.ListVersions"))
+    assert [entry["code"] for entry in entries] == ["CANCELLED"]
+    assert entries[0]["faults"] == [{"name": "slow", "kind": "latency"}]
+    control.clear_faults()
+    assert ak.code() == grpc.StatusCode.OK  # the front-end's link to the owner still works
+
+
+def test_status_and_reset_rules_reach_the_client(control: ControlClient, ak: Armonik) -> None:
+    control.add_faults({"method": VERSIONS, "status": "RESOURCE_EXHAUSTED", "message": "busy", "times": 1})
+    with pytest.raises(grpc.RpcError) as caught:
+        ak.versions(timeout=10)
+    assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")
+    control.add_faults({"name": "reset", "method": VERSIONS, "reset": True, "times": 1})
+    with pytest.raises(grpc.RpcError) as caught:
+        ak.versions(timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    details = caught.value.details()
+    assert "Socket closed" in details or "reset by peer" in details, details
+    assert ak.reconnects()
+
+    def by_fault() -> dict[str, str]:
+        entries = control.journal(method="Versions.ListVersions")
+        return {e["faults"][0]["kind"]: e["code"] for e in entries if e["faults"]}
+
+    # the reset call ends with its connection (the front-end's), maybe after the next call
+    assert wait_for(lambda: len(by_fault()) == 2 and by_fault()) == {
+        "status": "RESOURCE_EXHAUSTED",
+        "reset": "CANCELLED",
+    }
+
+
+def test_reflection_and_health_from_the_front_ends(server: ServerProcess) -> None:
+    for channel in channels(server.grpc_address, 4):  # whichever front-end answers
+        with channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            (answer,) = stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
+            names = {service.name for service in answer.list_services_response.service}
+            assert {SESSIONS, "api.RunService", "grpc.health.v1.Health"} <= names
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", SESSIONS):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.slow
+def test_auth_token_checked_in_the_serving_process_and_reflection_guarded() -> None:
+    args = ["--api", "armonik", "--workers", "2", "--auth-token", "s3cret"]
+    with ServerProcess(args) as server, grpc.insecure_channel(server.grpc_address) as channel:
+        ak = Armonik(channel)
+        assert ak.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert ak.code(metadata=[("authorization", "Bearer s3cret")]) == grpc.StatusCode.OK
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stub.ServerReflectionInfo(iter([request]), timeout=10))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        (answer,) = stub.ServerReflectionInfo(
+            iter([request]), timeout=10, metadata=[("authorization", "Bearer s3cret")]
+        )
+        assert answer.list_services_response.service
+
+
+def test_a_port_in_use_is_refused() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(RuntimeError) as caught:
+            ServerProcess(["--api", "armonik", "--workers", "2", "--port", str(port)]).start()
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in str(caught.value)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_a_killed_front_end_is_restarted() -> None:
+    with ServerProcess(["--api", "armonik", "--workers", "2"]) as server:
+        victim = workers(server)["front_ends"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        def restarted() -> dict | None:
+            front = workers(server)["front_ends"][0]
+            return (
+                front if front["restarts"] == 1 and front["ready"] and front["pid"] != victim["pid"] else None
+            )
+
+        front = wait_for(restarted)
+        assert front and front["pid"] != victim["pid"]
+        for channel in channels(server.grpc_address, 6):
+            with channel:
+                assert Armonik(channel).code() == grpc.StatusCode.OK
+        health = requests.get(f"{server.http_url}/healthz", timeout=10)
+        assert health.status_code == 200
+
+
+@pytest.mark.slow
+def test_front_ends_do_not_outlive_the_serving_process() -> None:
+    server = ServerProcess(["--api", "armonik", "--workers", "2"]).start()
+    try:
+        pids = [front["pid"] for front in workers(server)["front_ends"]]
+        assert all(_alive(pid) for pid in pids)
+        server.stop(signal.SIGKILL)
+        assert wait_for(lambda: not any(_alive(pid) for pid in pids), 10), "front-ends outlived the owner"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_an_in_flight_call_finish() -> None:
+    server = ServerProcess(["--api", "armonik", "--workers", "2"]).start()
+    pids = [front["pid"] for front in workers(server)["front_ends"]]
+    with clean_control(server.http_url) as control:
+        control.add_faults({"method": VERSIONS, "latency": 2.0})
+    outcome: list[grpc.StatusCode] = []
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        calling = threading.Thread(target=lambda: outcome.append(Armonik(channel).code()))
+        calling.start()
+        time.sleep(0.8)  # the call is in flight (held by its latency)
+        assert server.stop(signal.SIGTERM) == 0
+        calling.join(10)
+    assert outcome == [grpc.StatusCode.OK]
+    assert not any(_alive(pid) for pid in pids)
