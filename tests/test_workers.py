@@ -9,10 +9,13 @@ killed is restarted, and front-ends do not outlive the serving process.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import queue
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -25,12 +28,15 @@ from armonik.protogen.common import results_common_pb2 as rc
 from armonik.protogen.common import sessions_common_pb2 as sc
 from armonik.protogen.common import sessions_fields_pb2 as sf
 from armonik.protogen.common import sessions_filters_pb2 as sfl
+from armonik.protogen.common import versions_common_pb2
 from armonik.protogen.common.sort_direction_pb2 import SORT_DIRECTION_ASC
 from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from protoconform.conformance.control import ControlClient
-from protoconform.mockserver.launcher import ServerProcess
+from protoconform.mockserver import workers as workers_module
+from protoconform.mockserver.config import ServerConfig
+from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 
 SESSIONS = "armonik.api.grpc.v1.sessions.Sessions"
 KFP_GET_RUN = "/api.RunService/GetRun"
@@ -340,3 +346,123 @@ def test_sigterm_lets_an_in_flight_call_finish() -> None:
         calling.join(10)
     assert outcome == [grpc.StatusCode.OK]
     assert not any(_alive(pid) for pid in pids)
+
+
+# -- the link itself, from inside (a server in this process) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def threaded() -> Iterator[ThreadedServer]:
+    config = ServerConfig(families=("armonik",), clock_speed=0, grace_seconds=0.5, workers=2)
+    with ThreadedServer(config) as srv:
+        yield srv
+
+
+def _link(threaded: ThreadedServer) -> socket.socket:
+    front_ends = threaded.server.front_ends
+    assert front_ends is not None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(front_ends.fronts[0].call_path)
+    return sock
+
+
+def _frames(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Every frame until the owner's END (included), or until it closes the connection."""
+    got: list[tuple[int, bytes]] = []
+    buffer = b""
+    while not got or got[-1][0] != workers_module.END:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buffer += data
+        while len(buffer) >= 5:
+            length, kind = struct.unpack(">IB", buffer[:5])
+            if len(buffer) < 5 + length:
+                break
+            got.append((kind, buffer[5 : 5 + length]))
+            buffer = buffer[5 + length :]
+    return got
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _head(path: str) -> bytes:
+    return workers_module.frame(workers_module.HEAD, json.dumps([path, "ipv4:127.0.0.1:1", {}]).encode())
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(workers_module.frame(99, b"x"), id="unknown-kind"),
+        pytest.param(workers_module.frame(workers_module.MSG, b"x"), id="message-outside-a-call"),
+        pytest.param(workers_module.frame(workers_module.HALF), id="half-outside-a-call"),
+        pytest.param(struct.pack(">IB", 1 << 30, workers_module.HEAD), id="oversized-head"),
+        pytest.param(workers_module.frame(workers_module.HEAD, b"{not json"), id="head-not-json"),
+        pytest.param(workers_module.frame(workers_module.HEAD, b'["/a/b", 1, {}]'), id="head-wrong-types"),
+        pytest.param(_head(VERSIONS) + workers_module.frame(workers_module.HALF), id="no-request"),
+        pytest.param(_head(VERSIONS) + workers_module.frame(workers_module.MSG) * 2, id="two-unary-requests"),
+    ],
+)
+def test_the_owner_closes_a_link_that_breaks_the_protocol(threaded: ThreadedServer, sent: bytes) -> None:
+    with _link(threaded) as sock:
+        sock.sendall(sent)
+        assert _closed(sock)
+    with grpc.insecure_channel(threaded.grpc_address) as channel:
+        assert Armonik(channel).code() == grpc.StatusCode.OK  # nothing else is hurt
+
+
+def test_the_owner_answers_calls_on_a_link_in_turn(threaded: ThreadedServer) -> None:
+    from google.rpc import status_pb2
+
+    with _link(threaded) as sock:
+        # a malformed body: INVALID_ARGUMENT, and the connection stays for the next call
+        sock.sendall(
+            _head(f"/{SESSIONS}/GetSession")
+            + workers_module.frame(workers_module.MSG, b"\xff\xff")
+            + workers_module.frame(workers_module.HALF)
+        )
+        ((kind, payload),) = _frames(sock)
+        status = status_pb2.Status.FromString(payload)
+        assert kind == workers_module.END and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        sock.sendall(
+            _head(VERSIONS)
+            + workers_module.frame(workers_module.MSG)
+            + workers_module.frame(workers_module.HALF)
+        )
+        (kind, answer), (end, payload) = _frames(sock)
+        assert (kind, end, payload) == (workers_module.MSG, workers_module.END, b"")  # an OK status
+        assert versions_common_pb2.ListVersionsResponse.FromString(answer).api
+        # a method not served: grpcio's answer, then the connection closes
+        sock.sendall(_head("/no.Such/Method"))
+        ((kind, payload),) = _frames(sock)
+        assert status_pb2.Status.FromString(payload).code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+        assert _closed(sock)
+
+
+def test_health_set_in_the_owner_reaches_every_front_end(threaded: ThreadedServer) -> None:
+    front_ends = threaded.server.front_ends
+    assert front_ends is not None
+
+    def set_health(status: int) -> None:
+        asyncio.run_coroutine_threadsafe(front_ends.health.set(SESSIONS, status), threaded.loop).result(10)
+
+    def statuses() -> set[int]:
+        found = set()
+        for channel in channels(threaded.grpc_address, 6):
+            with channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                found.add(stub.Check(health_pb2.HealthCheckRequest(service=SESSIONS), timeout=10).status)
+        return found
+
+    set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        assert wait_for(lambda: statuses() == {health_pb2.HealthCheckResponse.NOT_SERVING})
+    finally:
+        set_health(health_pb2.HealthCheckResponse.SERVING)
+    assert wait_for(lambda: statuses() == {health_pb2.HealthCheckResponse.SERVING})
