@@ -10,6 +10,7 @@ killed is restarted, and front-ends do not outlive the serving process.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import queue
@@ -30,6 +31,8 @@ from armonik.protogen.common import sessions_fields_pb2 as sf
 from armonik.protogen.common import sessions_filters_pb2 as sfl
 from armonik.protogen.common import versions_common_pb2
 from armonik.protogen.common.sort_direction_pb2 import SORT_DIRECTION_ASC
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -37,6 +40,7 @@ from protoconform.conformance.control import ControlClient
 from protoconform.mockserver import workers as workers_module
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
+from tls_support import certificate, pem_certificate, pem_key
 
 SESSIONS = "armonik.api.grpc.v1.sessions.Sessions"
 KFP_GET_RUN = "/api.RunService/GetRun"
@@ -466,3 +470,26 @@ def test_health_set_in_the_owner_reaches_every_front_end(threaded: ThreadedServe
     finally:
         set_health(health_pb2.HealthCheckResponse.SERVING)
     assert wait_for(lambda: statuses() == {health_pb2.HealthCheckResponse.SERVING})
+
+
+def test_each_front_end_terminates_tls(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = pem_certificate(certificate("localhost", key, san=san))
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(pem_key(key))
+    args = ["--api", "armonik", "--workers", "2", "--tls-cert", str(tmp_path / "cert.pem")]
+    with ServerProcess([*args, "--tls-key", str(tmp_path / "key.pem")]) as server:
+        assert server.fields["tls"] == "on" and server.fields["workers"] == "2"
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert)
+        for _ in range(4):  # separate connections: both front-ends, most likely
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.secure_channel(server.grpc_address, credentials, options=options) as channel:
+                assert Armonik(channel).code() == grpc.StatusCode.OK
+        calls = [
+            front["calls"]
+            for front in requests.get(
+                f"{server.http_url}/control/workers", timeout=10, verify=str(tmp_path / "cert.pem")
+            ).json()["front_ends"]
+        ]
+        assert sum(calls) == 4
