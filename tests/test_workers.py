@@ -493,3 +493,27 @@ def test_each_front_end_terminates_tls(tmp_path: Path) -> None:
             ).json()["front_ends"]
         ]
         assert sum(calls) == 4
+
+
+@pytest.mark.slow
+def test_a_front_end_dying_too_often_is_left_down_and_health_says_so() -> None:
+    with ServerProcess(["--api", "armonik", "--workers", "2"]) as server:
+        for restarts in range(1, workers_module.MAX_RESTARTS + 1):
+            pid = workers(server)["front_ends"][0]["pid"]
+            os.kill(pid, signal.SIGKILL)
+
+            def restarted(pid: int = pid, restarts: int = restarts) -> bool:
+                front = workers(server)["front_ends"][0]
+                return front["restarts"] == restarts and front["ready"] and front["pid"] != pid
+
+            assert wait_for(restarted), workers(server)
+        os.kill(workers(server)["front_ends"][0]["pid"], signal.SIGKILL)
+        assert wait_for(lambda: workers(server)["front_ends"][0]["down"])
+        health = requests.get(f"{server.http_url}/healthz", timeout=10)
+        assert health.status_code == 503
+        assert any("front-end 0" in problem for problem in health.json()["problems"])
+        with grpc.insecure_channel(server.grpc_address) as channel:  # the other front-end serves
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert Armonik(channel).code() == grpc.StatusCode.OK
+    assert "left down" in "\n".join(server.output)
