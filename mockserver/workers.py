@@ -549,8 +549,9 @@ class _CallLink(asyncio.Protocol):
         """Runs one call, then ends it with its status (a connection closing cancels it)."""
         faults.connection_resetter.set(self._reset)  # this task's context only
         error: ApiError | None = None
+        answer = b""  # a single response's frame: sent with the END, in one write
         try:
-            await call
+            answer = await call or b""
         except ApiError as exc:
             error = exc
         except Exception as exc:  # not the dispatcher's (it turns handler failures into ApiError)
@@ -558,23 +559,23 @@ class _CallLink(asyncio.Protocol):
             error = ApiError(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__}: {exc}")
         transport = self.transport
         assert transport is not None
-        transport.write(_OK_END if error is None else frame(END, _status_bytes(error)))
+        transport.write(answer + _OK_END if error is None else frame(END, _status_bytes(error)))
         if not self.half:
             self._close()  # the client is still sending: this connection cannot be reused
         self.active, self.method, self.feed, self.task = False, None, None, None
 
-    async def _single(self, method: Method, raw: bytes) -> None:
+    async def _single(self, method: Method, raw: bytes) -> bytes | None:
+        """A call of a single request: its response's MSG frame (None for a stream, already sent)."""
         request = self.owner.decoder(method)(raw)
         if method.server_streaming:
             await self._stream(method, request)
-            return
+            return None
         response = await self.owner.dispatcher.call(
             method, request, self.metadata, self.peer, raw=raw, encode=True
         )
-        assert self.transport is not None
-        self.transport.write(frame(MSG, response))
+        return frame(MSG, response)
 
-    async def _streamed(self, method: Method, feed: _Feed) -> None:
+    async def _streamed(self, method: Method, feed: _Feed) -> bytes | None:
         decode = self.owner.decoder(method)
         # the first message is decoded before any handler runs, as grpc_wiring does
         stream = feed.__aiter__()
@@ -586,10 +587,9 @@ class _CallLink(asyncio.Protocol):
             request = _decoded(first, stream, decode)
         if method.server_streaming:
             await self._stream(method, request)
-            return
+            return None
         response = await self.owner.dispatcher.call(method, request, self.metadata, self.peer, encode=True)
-        assert self.transport is not None
-        self.transport.write(frame(MSG, response))
+        return frame(MSG, response)
 
     async def _stream(self, method: Method, request: Any) -> None:
         transport = self.transport
