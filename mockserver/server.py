@@ -1,4 +1,8 @@
-"""The mock server: one process, one event loop, gRPC and HTTP over the same state."""
+"""The mock server: one process, one event loop, gRPC and HTTP over the same state.
+
+With ``--workers N`` the gRPC port is served by N front-end processes that
+forward every API call to this one (:mod:`.workers`); the state stays here.
+"""
 
 from __future__ import annotations
 

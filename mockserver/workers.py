@@ -346,12 +346,20 @@ class FrontEnd:
 
 
 async def _pump(requests: Any, writer: asyncio.StreamWriter) -> None:
-    """A client's streamed messages to the owner, as the socket takes them, then HALF."""
-    async for raw in requests:
-        writer.write(frame(MSG, raw))
+    """A client's streamed messages to the owner, as the socket takes them, then HALF.
+
+    A request stream that fails closes the connection: the owner cancels the call,
+    and the call's reader sees the link end.
+    """
+    try:
+        async for raw in requests:
+            writer.write(frame(MSG, raw))
+            await writer.drain()
+        writer.write(_HALF_FRAME)
         await writer.drain()
-    writer.write(_HALF_FRAME)
-    await writer.drain()
+    except Exception as exc:
+        log.debug("request stream ended by %r", exc)
+        writer.close()
 
 
 def front_end_main(config: ServerConfig, directory: str, index: int, port: int) -> None:
