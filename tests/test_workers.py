@@ -517,3 +517,12 @@ def test_a_front_end_dying_too_often_is_left_down_and_health_says_so() -> None:
             assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
             assert Armonik(channel).code() == grpc.StatusCode.OK
     assert "left down" in "\n".join(server.output)
+
+
+def test_one_process_has_no_front_ends() -> None:
+    with ThreadedServer(ServerConfig(families=("armonik",), clock_speed=0, grace_seconds=0.2)) as server:
+        described = requests.get(f"{server.http_url}/control/workers", timeout=10).json()
+        assert described == {"workers": 1, "front_ends": []}
+        index = requests.get(f"{server.http_url}/control", timeout=10).json()["endpoints"]
+        assert "GET /control/workers" in index
+        assert "workers=" not in server.server.ready_line()
