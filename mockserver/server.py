@@ -170,6 +170,8 @@ class MockServer:
                 await module.start(self.states[name])
 
     async def stop(self) -> None:
+        if self.front_ends is not None:
+            self.front_ends.stopping = True  # a front-end that exits from now on is not restarted
         if self.selfcheck is not None:
             await self.selfcheck.stop()
             await self.selfcheck.health.enter_graceful_shutdown()

@@ -757,6 +757,8 @@ class FrontEnds:
                 writer.write(frame(HEALTH, json.dumps({"name": name, "status": status}).encode()))
             if self.health.shutting_down:
                 writer.write(frame(SHUTDOWN, b"{}"))
+            if self.stopping:  # started while the server stops: it stops too
+                writer.write(frame(STOP, json.dumps({"grace": 0.0}).encode()))
             front.hello.set_result(hello)
             await reader.read()  # nothing more comes: EOF when the front-end exits
         except (TimeoutError, LinkError, OSError, asyncio.IncompleteReadError) as exc:
