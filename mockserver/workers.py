@@ -572,6 +572,15 @@ class _CallLink(asyncio.Protocol):
             self._close()  # the client is still sending: this connection cannot be reused
         self.active, self.method, self.feed, self.task = False, None, None, None
 
+    def _message(self, data: bytes) -> bytes:
+        """A response's MSG frame; one too large fails the call as grpcio's own limit does."""
+        if len(data) > self.owner.max_message:
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Sent message larger than max ({len(data)} vs. {self.owner.max_message})",
+            )
+        return frame(MSG, data)
+
     async def _single(self, method: Method, raw: bytes) -> bytes | None:
         """A call of a single request: its response's MSG frame (None for a stream, already sent)."""
         request = self.owner.decoder(method)(raw)
@@ -581,7 +590,7 @@ class _CallLink(asyncio.Protocol):
         response = await self.owner.dispatcher.call(
             method, request, self.metadata, self.peer, raw=raw, encode=True
         )
-        return frame(MSG, response)
+        return self._message(response)
 
     async def _streamed(self, method: Method, feed: _Feed) -> bytes | None:
         decode = self.owner.decoder(method)
@@ -597,7 +606,7 @@ class _CallLink(asyncio.Protocol):
             await self._stream(method, request)
             return None
         response = await self.owner.dispatcher.call(method, request, self.metadata, self.peer, encode=True)
-        return frame(MSG, response)
+        return self._message(response)
 
     async def _stream(self, method: Method, request: Any) -> None:
         transport = self.transport
@@ -605,7 +614,7 @@ class _CallLink(asyncio.Protocol):
         async for item in self.owner.dispatcher.stream(
             method, request, self.metadata, self.peer, encode=True
         ):
-            transport.write(frame(MSG, item))
+            transport.write(self._message(item))
             if self.writable is not None:
                 await self.writable  # the front-end (and its client) is slower than the stream
 

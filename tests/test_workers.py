@@ -526,3 +526,27 @@ def test_one_process_has_no_front_ends() -> None:
         index = requests.get(f"{server.http_url}/control", timeout=10).json()["endpoints"]
         assert "GET /control/workers" in index
         assert "workers=" not in server.server.ready_line()
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_a_response_past_the_message_limit_fails_as_in_one_process(count: str) -> None:
+    args = ["--api", "armonik", "--max-message-bytes", "4096", "--workers", count]
+    with ServerProcess(args) as server, grpc.insecure_channel(server.grpc_address) as channel:
+        ak = Armonik(channel)
+        for _ in range(60):
+            ak.session()
+        listing = sc.ListSessionsRequest(
+            page_size=100,
+            filters=sfl.Filters(),
+            sort=sc.ListSessionsRequest.Sort(
+                field=sf.SessionField(
+                    session_raw_field=sf.SessionRawField(field=sf.SESSION_RAW_ENUM_FIELD_SESSION_ID)
+                ),
+                direction=SORT_DIRECTION_ASC,
+            ),
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            ak.sessions.ListSessions(listing, timeout=10)  # 60 sessions: more than 4 KiB
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
+        assert "larger than max" in caught.value.details()
+        assert ak.code() == grpc.StatusCode.OK
