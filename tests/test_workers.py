@@ -52,6 +52,9 @@ ARGS = ["--api", "armonik,kfp", "--clock-speed", "0", "--armonik-chunk-size", st
 def server() -> Iterator[ServerProcess]:
     with ServerProcess([*ARGS, "--workers", "2", "--log-level", "WARNING"]) as process:
         yield process
+    log = "\n".join(process.output)
+    assert process.process is not None and process.process.returncode == 0, log
+    assert "Traceback" not in log and "never retrieved" not in log, log  # every call ended cleanly
 
 
 @pytest.fixture
