@@ -570,6 +570,8 @@ class _CallLink(asyncio.Protocol):
         transport.write(answer + _OK_END if error is None else frame(END, _status_bytes(error)))
         if not self.half:
             self._close()  # the client is still sending: this connection cannot be reused
+        elif self.feed is not None and self.feed.paused:
+            transport.resume_reading()  # the call ended with requests unread: the next call's are read
         self.active, self.method, self.feed, self.task = False, None, None, None
 
     def _message(self, data: bytes) -> bytes:

@@ -552,3 +552,24 @@ def test_a_response_past_the_message_limit_fails_resource_exhausted() -> None:
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
         assert "larger than max" in caught.value.details()
         assert ak.code() == grpc.StatusCode.OK
+
+
+def test_a_request_stream_refused_early_leaves_its_link_usable(threaded: ThreadedServer) -> None:
+    from google.rpc import status_pb2
+
+    upload = "/armonik.api.grpc.v1.results.Results/UploadResultData"
+    bad = workers_module.frame(workers_module.MSG, b"\xff\xff")
+    with _link(threaded) as sock:
+        # more messages than the serving process holds unread, all sent before it refuses the first
+        sock.sendall(
+            _head(upload) + bad * (workers_module.FEED_HIGH * 3) + workers_module.frame(workers_module.HALF)
+        )
+        ((kind, payload),) = _frames(sock)
+        assert kind == workers_module.END
+        assert status_pb2.Status.FromString(payload).code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        sock.sendall(
+            _head(VERSIONS)
+            + workers_module.frame(workers_module.MSG)
+            + workers_module.frame(workers_module.HALF)
+        )
+        assert [kind for kind, _ in _frames(sock)] == [workers_module.MSG, workers_module.END]
