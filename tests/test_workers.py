@@ -532,7 +532,7 @@ def test_one_process_has_no_front_ends() -> None:
 
 
 def test_a_response_past_the_message_limit_fails_resource_exhausted() -> None:
-    args = ["--api", "armonik", "--max-message-bytes", "4096", "--workers", "2"]
+    args = ["--api", "armonik", "--max-message-bytes", "2048", "--workers", "2"]
     with ServerProcess(args) as server, grpc.insecure_channel(server.grpc_address) as channel:
         ak = Armonik(channel)
         for _ in range(60):
@@ -548,7 +548,7 @@ def test_a_response_past_the_message_limit_fails_resource_exhausted() -> None:
             ),
         )
         with pytest.raises(grpc.RpcError) as caught:
-            ak.sessions.ListSessions(listing, timeout=10)  # 60 sessions: more than 4 KiB
+            ak.sessions.ListSessions(listing, timeout=10)  # 60 sessions: about 4 KiB, twice the limit
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
         assert "larger than max" in caught.value.details()
         assert ak.code() == grpc.StatusCode.OK
