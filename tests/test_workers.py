@@ -200,7 +200,6 @@ def _kfp_error(address: str) -> tuple[grpc.StatusCode, str, bytes]:
     return error.code(), error.details(), rich
 
 
-@pytest.mark.slow
 def test_error_details_are_those_of_one_process(server: ServerProcess) -> None:
     with ServerProcess([*ARGS, "--log-level", "WARNING"]) as single:
         expected = _kfp_error(single.grpc_address)
@@ -269,7 +268,6 @@ def test_reflection_and_health_from_the_front_ends(server: ServerProcess) -> Non
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.slow
 def test_auth_token_checked_in_the_serving_process_and_reflection_guarded() -> None:
     args = ["--api", "armonik", "--workers", "2", "--auth-token", "s3cret"]
     with ServerProcess(args) as server, grpc.insecure_channel(server.grpc_address) as channel:
@@ -305,7 +303,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.slow
 def test_a_killed_front_end_is_restarted() -> None:
     with ServerProcess(["--api", "armonik", "--workers", "2"]) as server:
         victim = workers(server)["front_ends"][0]
@@ -326,7 +323,6 @@ def test_a_killed_front_end_is_restarted() -> None:
         assert health.status_code == 200
 
 
-@pytest.mark.slow
 def test_front_ends_do_not_outlive_the_serving_process() -> None:
     server = ServerProcess(["--api", "armonik", "--workers", "2"]).start()
     try:
