@@ -466,6 +466,12 @@ def test_health_set_in_the_owner_reaches_every_front_end(threaded: ThreadedServe
     set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
         assert wait_for(lambda: statuses() == {health_pb2.HealthCheckResponse.NOT_SERVING})
+        # a front-end started later hears the statuses set before it
+        front = front_ends.fronts[0]
+        old_pid = front.pid
+        os.kill(old_pid, signal.SIGKILL)
+        assert wait_for(lambda: front.restarts == 1 and front.control is not None and front.pid != old_pid)
+        assert statuses() == {health_pb2.HealthCheckResponse.NOT_SERVING}
     finally:
         set_health(health_pb2.HealthCheckResponse.SERVING)
     assert wait_for(lambda: statuses() == {health_pb2.HealthCheckResponse.SERVING})
