@@ -69,6 +69,16 @@ def _defect(name: str) -> str:
     return name
 
 
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    value = int(positive(int)(text))
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_WORKERS} front-end processes")
+    return value
+
+
 def _store(text: str) -> str:
     kind, _, path = text.partition(":")
     if text == "memory" or (kind == "sqlite" and path):
@@ -275,6 +285,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "used to prove that conformance suites catch it",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="gRPC front-end processes sharing the gRPC port (1 = this process serves it): with N >= 2 "
+        "each front-end runs grpcio's per-call work (HTTP/2, framing) on a core of its own and forwards "
+        "API calls to the serving process, which keeps the state, the REST gateway and the control API; "
+        "it helps only with cores to spare (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -313,6 +333,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         auth=auth,
         faults=faults,
         fault_seed=fault_seed,
+        workers=args.workers,
     )
 
 

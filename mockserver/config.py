@@ -61,6 +61,8 @@ class ServerConfig:
     # (None: a random one, shown by GET /control/faults).
     faults: list[dict[str, Any]] = field(default_factory=list)
     fault_seed: int | None = None
+    # gRPC front-end processes sharing the port (mockserver/workers.py); 1 = this process serves it
+    workers: int = 1
 
     def options(self, family: str) -> dict[str, Any]:
         return self.family_options.get(family, {})

@@ -40,6 +40,7 @@ import re
 import socket
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,7 +386,7 @@ async def enact(plan: Plan, peer: str) -> Rule | None:
     if rule.kind == "deadline":
         await asyncio.sleep(rule.deadline or 0.0)
     elif rule.kind == "reset":
-        if reset_connection(peer):
+        if connection_resetter.get()(peer):
             # the transport closing cancels this call; answering is the fallback
             await asyncio.sleep(RESET_GRACE)
     elif rule.kind == "cut" and rule.cut_after:
@@ -451,6 +452,14 @@ def reset_connection(peer: str) -> bool:
                 return True
     log.warning("fault rule: no connection from %s to reset", peer)
     return False
+
+
+# How a reset rule cuts the client's connection: :func:`reset_connection` when the
+# connection is this process's; a server whose connections live in another process
+# sets its own for the call (the context is the call's task, so it stays per call).
+connection_resetter: ContextVar[Callable[[str], bool]] = ContextVar(
+    "connection_resetter", default=reset_connection
+)
 
 
 def load_file(path: str) -> tuple[list[Any], int | None]:

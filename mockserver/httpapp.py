@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ROUTE_PROVIDERS: list[str] = [
     "protoconform.mockserver.control:install",
     "protoconform.mockserver.gateway:install",
+    "protoconform.mockserver.workers:install",
 ]
 
 

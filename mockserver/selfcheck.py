@@ -19,6 +19,7 @@ from grpc_health.v1._async import HealthServicer
 
 if TYPE_CHECKING:
     from protoconform.mockserver.server import MockServer
+    from protoconform.mockserver.workers import FanOutHealth
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def problems(server: MockServer) -> list[str]:
     task = server.clock_task
     if task is not None and task.done() and not task.cancelled():
         found.append(f"the virtual clock's task ended: {task.exception()!r}")
+    if server.front_ends is not None:  # --workers: gRPC front-ends left down
+        found += server.front_ends.problems()
     for name, module in server.families.items():
         probe = getattr(module, "health_problems", None)
         if probe is not None:
@@ -51,7 +54,9 @@ def problems(server: MockServer) -> list[str]:
 
 
 class SelfCheck:
-    def __init__(self, server: MockServer, health: HealthServicer, service_names: list[str]) -> None:
+    def __init__(
+        self, server: MockServer, health: HealthServicer | FanOutHealth, service_names: list[str]
+    ) -> None:
         self.server = server
         self.health = health
         self.names = ["", *service_names]

@@ -1,4 +1,8 @@
-"""The mock server: one process, one event loop, gRPC and HTTP over the same state."""
+"""The mock server: one process, one event loop, gRPC and HTTP over the same state.
+
+With ``--workers N`` the gRPC port is served by N front-end processes that
+forward every API call to this one (:mod:`.workers`); the state stays here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import grpc
 from aiohttp import web
@@ -21,6 +25,9 @@ from protoconform.mockserver.faults import FaultSet
 from protoconform.mockserver.selfcheck import SelfCheck
 from protoconform.mockserver.store import Store, open_store
 from protoconform.specs.registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    from protoconform.mockserver.workers import FrontEnds
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,7 @@ class MockServer:
         self.clock_task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self.selfcheck: SelfCheck | None = None
+        self.front_ends: FrontEnds | None = None  # with --workers N >= 2
 
     def _load_state(self) -> None:
         """Every family's state, from the store when it holds one (a restart goes on from there)."""
@@ -91,25 +99,10 @@ class MockServer:
         return self.dispatcher.states
 
     def _grpc_options(self) -> list[tuple[str, int]]:
-        limits = self.config.limits
-        return [
-            ("grpc.max_receive_message_length", limits.max_message_bytes),
-            ("grpc.max_send_message_length", limits.max_message_bytes),
-            # A second server on a busy port must fail, not silently share it.
-            ("grpc.so_reuseport", 0),
-            # Bursts: grpc-core cancels calls past 1,000 waiting for a handler by default.
-            ("grpc.server.max_pending_requests", limits.max_pending_calls),
-            ("grpc.server.max_pending_requests_hard_limit", limits.max_pending_calls * 2),
-            # Half-open and idle connections are found and closed.
-            ("grpc.keepalive_time_ms", int(limits.keepalive_seconds * 1000)),
-            ("grpc.keepalive_timeout_ms", int(limits.keepalive_timeout_seconds * 1000)),
-            ("grpc.max_connection_idle_ms", int(limits.idle_connection_seconds * 1000)),
-            # Clients that ping to keep long streams alive are not punished for it.
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-        ]
+        return grpc_options(self.config)
 
-    async def start(self) -> None:
+    async def _start_grpc(self) -> None:
+        """gRPC in this process: the API services, reflection and health."""
         authenticator = self.dispatcher.authenticator
         interceptors = []
         if authenticator is not None and not self.config.auth.allow_reflection:
@@ -131,6 +124,27 @@ class MockServer:
             raise OSError(f"cannot listen for gRPC on {grpc_target}")
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
+
+    async def _start_front_ends(self) -> None:
+        """gRPC in ``workers`` front-end processes, which forward API calls here (mockserver/workers.py)."""
+        from protoconform.mockserver.workers import FrontEnds
+
+        self.front_ends = FrontEnds(self)
+        port = await self.front_ends.start()
+        self.selfcheck = SelfCheck(self, self.front_ends.health, self.service_names)
+        self.grpc_address = _address(self.config.host, port)
+
+    async def _stop_grpc(self) -> None:
+        if self.front_ends is not None:
+            await self.front_ends.stop(self.config.grace_seconds)  # in-flight calls finish
+        if self._grpc is not None:
+            await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
+
+    async def start(self) -> None:
+        if self.config.workers > 1:
+            await self._start_front_ends()
+        else:
+            await self._start_grpc()
         if self.tls is not None:
             tls.serving(self.grpc_address, self.tls.self_credentials())
 
@@ -141,7 +155,7 @@ class MockServer:
         try:
             await site.start()
         except OSError as exc:
-            await self._grpc.stop(None)
+            await self._stop_grpc()
             http_target = f"{self.config.host}:{self.config.http_port}"
             raise OSError(f"cannot listen for HTTP on {http_target}: {exc}") from None
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -156,16 +170,17 @@ class MockServer:
                 await module.start(self.states[name])
 
     async def stop(self) -> None:
+        if self.front_ends is not None:
+            self.front_ends.stopping = True  # a front-end that exits from now on is not restarted
         if self.selfcheck is not None:
             await self.selfcheck.stop()
             await self.selfcheck.health.enter_graceful_shutdown()
         for name, module in self.families.items():
             if hasattr(module, "end_streams"):
                 module.end_streams(self.states[name])  # streams that never end by themselves
-        if self._grpc is not None:
-            await self._grpc.stop(grace=self.config.grace_seconds)  # in-flight calls finish
-            if self.tls is not None:
-                tls.serving(self.grpc_address, None)
+        await self._stop_grpc()
+        if self.tls is not None and self.grpc_address:
+            tls.serving(self.grpc_address, None)
         for name, module in self.families.items():
             if hasattr(module, "stop"):
                 await module.stop(self.states[name])
@@ -194,7 +209,30 @@ class MockServer:
                 for kind, used in (("token", self.config.auth.tokens), ("jwt", self.config.auth.jwt_key))
                 if used
             )
+        if self.front_ends is not None:
+            line += f" workers={self.config.workers}"
         return line
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The gRPC server's options (the front-ends of ``--workers`` share the port, see workers.py)."""
+    limits = config.limits
+    return [
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
+        # A second server on a busy port must fail, not silently share it.
+        ("grpc.so_reuseport", 0),
+        # Bursts: grpc-core cancels calls past 1,000 waiting for a handler by default.
+        ("grpc.server.max_pending_requests", limits.max_pending_calls),
+        ("grpc.server.max_pending_requests_hard_limit", limits.max_pending_calls * 2),
+        # Half-open and idle connections are found and closed.
+        ("grpc.keepalive_time_ms", int(limits.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(limits.keepalive_timeout_seconds * 1000)),
+        ("grpc.max_connection_idle_ms", int(limits.idle_connection_seconds * 1000)),
+        # Clients that ping to keep long streams alive are not punished for it.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ]
 
 
 def _address(host: str, port: int) -> str:

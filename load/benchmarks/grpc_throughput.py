@@ -11,6 +11,10 @@ hurts both sides alike.  Prints req/s per round and the mock/bare ratios
 (median of the rounds) against the target (stateful Get >= 0.8x), and next to
 them each server's CPU time per call (from /proc): on a machine shared with
 other work, the ratio of CPU per call is the steadier figure of the two.
+With ``--mock-args "--workers N"`` the mock's CPU is that of its whole
+process tree (serving process and gRPC front-ends), and the serving process's
+own share is printed next to it: that share bounds how far more front-ends
+(on more cores) can go, at 1 / (its CPU per call) calls a second.
 
 The load generator is h2load (Debian's ``nghttp2-client``) when it is on PATH:
 ``--connections`` x ``--streams`` concurrent calls for ``--seconds`` each.
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing
 import os
@@ -185,9 +190,26 @@ def python_rate(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all threads (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    """User + system CPU time of a process, all threads (Linux); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``serve --workers``: the front-end processes), from /proc."""
+    found = [pid]
+    for parent in found:  # grows as children are found
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in children.read_text().split()]
+    return found
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    return {member: cpu_seconds(member) for member in process_tree(pid)}
 
 
 def measure(
@@ -197,12 +219,16 @@ def measure(
     path: str,
     payload: bytes,
     args: argparse.Namespace,
-) -> tuple[float, float]:
-    """Calls per second, and the server's CPU microseconds per call (steadier on a shared machine)."""
+) -> tuple[float, float, float]:
+    """Calls per second, and the server's CPU microseconds per call (steadier on a shared machine):
+    its whole process tree's, and its serving process's own (the same without front-ends)."""
     rate_of(address, path, payload, args, 1)  # warm-up: connections, caches
-    before = cpu_seconds(pid)
+    before = tree_cpu(pid)
     rate, calls = rate_of(address, path, payload, args, args.seconds)
-    return rate, (cpu_seconds(pid) - before) / max(calls, 1) * 1e6
+    after = tree_cpu(pid)
+    spent = sum(after.values()) - sum(before.get(member, 0.0) for member in after)
+    per_call = 1e6 / max(calls, 1)
+    return rate, spent * per_call, (after[pid] - before[pid]) * per_call
 
 
 # -- the run -----------------------------------------------------------------
@@ -242,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
     mock_args = ["--api", "armonik", "--log-level", "WARNING", *args.mock_args.split()]
     with ServerProcess(mock_args) as mock:
+        workers = "workers" in mock.fields  # the mock's CPU is its whole process tree's
+        owner_cpus: dict[str, list[float]] = {}
         created = CreateSessionReply.FromString(
             unary(mock.grpc_address, CREATE_SESSION, NEW_SESSION.SerializeToString())
         )
@@ -264,13 +292,15 @@ def main(argv: list[str] | None = None) -> int:
                         side: measure(rate_of, pid, address, path, payload, args)
                         for side, address, pid in servers
                     }
-                    (bare_rate, bare_cpu), (mock_rate, mock_cpu) = got["bare"], got["mock"]
+                    (bare_rate, bare_cpu, _), (mock_rate, mock_cpu, owner_cpu) = got["bare"], got["mock"]
                     ratios.setdefault(name, []).append(mock_rate / bare_rate)
                     cpu_ratios.setdefault(name, []).append(bare_cpu / mock_cpu)
+                    owner_cpus.setdefault(name, []).append(owner_cpu)
                     print(
                         f"{name:20} round {round_ + 1}: bare {bare_rate:6.0f} req/s {bare_cpu:4.0f} us/call"
                         f"  mock {mock_rate:6.0f} req/s {mock_cpu:4.0f} us/call"
-                        f"  ratio {mock_rate / bare_rate:.2f} (CPU {bare_cpu / mock_cpu:.2f})",
+                        f"  ratio {mock_rate / bare_rate:.2f} (CPU {bare_cpu / mock_cpu:.2f})"
+                        + (f"  serving process {owner_cpu:4.0f} us/call" if workers else ""),
                         flush=True,
                     )
                 # the mock still answers what it answered before the load (nothing broke)
@@ -287,8 +317,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{'':20} bare/mock server CPU per call: median {statistics.median(cpu):.2f}x"
-            f" (range {min(cpu):.2f}-{max(cpu):.2f}): the one-process ceiling ratio"
+            f" (range {min(cpu):.2f}-{max(cpu):.2f}): "
+            + ("the whole process tree's" if workers else "the one-process ceiling ratio")
         )
+        if workers:
+            owner = statistics.median(owner_cpus[name])
+            ceiling = f"its ceiling is {1e6 / owner:.0f} calls/s" if owner else "it does no work for these"
+            print(
+                f"{'':20} serving process CPU per call: median {owner:.0f} us: with front-ends on cores of"
+                f" their own, {ceiling}"
+            )
     store = "in-memory store" if "--store" not in args.mock_args else args.mock_args
     print(f"(mock: journal and fault observers on, requests validated, {store})")
     return 0

@@ -21,6 +21,8 @@ It lets a test or the conformance harness drive the mock from outside:
                             S is a finite number >= 0 within the clock's headroom (``GET``
                             shows it: virtual time stays within a century of its start)
 ``GET|POST|PUT|DELETE /control/faults``  fault rules (:mod:`.faults`); a reset keeps them
+``GET  /control/workers``   the gRPC front-end processes of ``serve --workers N``: pid, alive,
+                            restarts, calls forwarded (:mod:`protoconform.mockserver.workers`)
 ==========================  ================================================================
 
 A served family may add endpoints of its own under ``/control/<family>/``: its
@@ -159,6 +161,7 @@ def install(app: web.Application, server: MockServer) -> None:
                     "PUT|DELETE /control/defects/{name}",
                     "GET /control/clock",
                     "POST /control/clock/advance",
+                    "GET /control/workers",
                     *fault_lines,
                     *family_endpoints,
                 ],
