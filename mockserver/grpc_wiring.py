@@ -31,7 +31,7 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
 
 
-def _decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], message.Message]:
+def decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], message.Message]:
     request_class = dispatcher.registry.message_class(method.request_type)
 
     def decode(raw: bytes) -> message.Message:
@@ -46,16 +46,21 @@ def _decoder(dispatcher: Dispatcher, method: Method) -> Callable[[bytes], messag
     return decode
 
 
+def status_of(error: ApiError) -> status_pb2.Status:
+    """The rich status of ``error``: code, message and its details packed."""
+    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    for detail in error.details:
+        status.details.add().Pack(detail)
+    return status
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
     if error.details:
-        status = status_pb2.Status(code=error.code.value[0], message=error.message)
-        for detail in error.details:
-            status.details.add().Pack(detail)
-        await context.abort_with_status(rpc_status.to_status(status))
+        await context.abort_with_status(rpc_status.to_status(status_of(error)))
     await context.abort(error.code, error.message)
 
 
-async def _empty_stream() -> AsyncIterator[message.Message]:
+async def empty_stream() -> AsyncIterator[message.Message]:
     return
     yield  # an async generator that yields nothing
 
@@ -63,7 +68,7 @@ async def _empty_stream() -> AsyncIterator[message.Message]:
 def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHandler:
     """Requests arrive as bytes and responses leave as bytes the dispatcher encoded: the
     journal keeps the same bytes, so no message is encoded twice."""
-    decode = _decoder(dispatcher, method)
+    decode = decoder(dispatcher, method)
 
     async def decoded_stream(
         first: message.Message, rest: AsyncIterator[bytes]
@@ -79,7 +84,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
         try:
             first = decode(await stream.__anext__())
         except StopAsyncIteration:
-            return _empty_stream()
+            return empty_stream()
         return decoded_stream(first, stream)
 
     if method.server_streaming:

@@ -101,11 +101,8 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
 
 
 def _status_bytes(error: ApiError) -> bytes:
-    """The status ``grpc_wiring._abort`` would send for ``error``."""
-    status = status_pb2.Status(code=error.code.value[0], message=error.message)
-    for detail in error.details:
-        status.details.add().Pack(detail)
-    return status.SerializeToString()
+    """The status the single process would send for ``error``."""
+    return grpc_wiring.status_of(error).SerializeToString()
 
 
 async def read_frame(reader: asyncio.StreamReader, limit: Callable[[int], int]) -> tuple[int, bytes]:
@@ -601,7 +598,7 @@ class _CallLink(asyncio.Protocol):
         try:
             first = decode(await stream.__anext__())
         except StopAsyncIteration:
-            request: Any = grpc_wiring._empty_stream()
+            request: Any = grpc_wiring.empty_stream()
         else:
             request = _decoded(first, stream, decode)
         if method.server_streaming:
@@ -676,7 +673,7 @@ class FrontEnds:
     def decoder(self, method: Method) -> Callable[[bytes], message.Message]:
         found = self._decoders.get(method.path)
         if found is None:
-            found = self._decoders[method.path] = grpc_wiring._decoder(self.dispatcher, method)
+            found = self._decoders[method.path] = grpc_wiring.decoder(self.dispatcher, method)
         return found
 
     def _check_port_free(self) -> None:

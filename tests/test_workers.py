@@ -82,6 +82,19 @@ def channels(address: str, count: int) -> list[grpc.Channel]:
     ]
 
 
+def sessions_by_id(page_size: int) -> sc.ListSessionsRequest:
+    return sc.ListSessionsRequest(
+        page_size=page_size,
+        filters=sfl.Filters(),
+        sort=sc.ListSessionsRequest.Sort(
+            field=sf.SessionField(
+                session_raw_field=sf.SessionRawField(field=sf.SESSION_RAW_ENUM_FIELD_SESSION_ID)
+            ),
+            direction=SORT_DIRECTION_ASC,
+        ),
+    )
+
+
 def wait_for(check, seconds: float = 20.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while True:
@@ -110,16 +123,7 @@ def test_one_state_whichever_front_end_answers(server: ServerProcess, control: C
             stub = Armonik(channel).sessions
             got = stub.GetSession(sc.GetSessionRequest(session_id=session_id), timeout=10)
             assert got.session.session_id == session_id
-        listing = sc.ListSessionsRequest(
-            page_size=100,
-            filters=sfl.Filters(),
-            sort=sc.ListSessionsRequest.Sort(
-                field=sf.SessionField(
-                    session_raw_field=sf.SessionRawField(field=sf.SESSION_RAW_ENUM_FIELD_SESSION_ID)
-                ),
-                direction=SORT_DIRECTION_ASC,
-            ),
-        )
+        listing = sessions_by_id(100)
         listed = Armonik(readers[0]).sessions.ListSessions(listing, timeout=10)
         assert {s.session_id for s in listed.sessions} == set(created)
     finally:
@@ -539,16 +543,7 @@ def test_a_response_past_the_message_limit_fails_resource_exhausted() -> None:
         ak = Armonik(channel)
         for _ in range(60):
             ak.session()
-        listing = sc.ListSessionsRequest(
-            page_size=100,
-            filters=sfl.Filters(),
-            sort=sc.ListSessionsRequest.Sort(
-                field=sf.SessionField(
-                    session_raw_field=sf.SessionRawField(field=sf.SESSION_RAW_ENUM_FIELD_SESSION_ID)
-                ),
-                direction=SORT_DIRECTION_ASC,
-            ),
-        )
+        listing = sessions_by_id(100)
         with pytest.raises(grpc.RpcError) as caught:
             ak.sessions.ListSessions(listing, timeout=10)  # 60 sessions: about 4 KiB, twice the limit
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value.details()
