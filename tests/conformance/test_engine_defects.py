@@ -6,7 +6,8 @@ The run stops at its first failing case (``-x``; the cases and their order are t
 run's): when that failure is the defect's rule on one of its methods, the full run fails with it
 too, and the rest of the run is not needed.  When the first failure is another one, the full run
 is made and judged as a whole.  The defect modes come from the mock's control API (so a new one
-cannot be forgotten); two mocks run the proofs two at a time.  The figure "defects caught: N/N"
+cannot be forgotten); four mocks run the proofs four at a time (a proof spends much of its time
+waiting for lifecycles to move, and the longest takes half the run).  The figure "defects caught: N/N"
 is printed and must be 100%.
 """
 
@@ -22,6 +23,7 @@ from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.launcher import ServerProcess
 
 pytestmark = pytest.mark.slow  # a full check per defect mode: the end-to-end tier
+AT_ONCE = 4
 
 
 def family_of(defect: dict) -> str:
@@ -41,7 +43,7 @@ def test_every_defect_is_caught(tmp_path: Path) -> None:
     assert len(catalogue) >= 12
 
     servers: Queue[Engine] = Queue()
-    processes = [ServerProcess().start() for _ in range(2)]
+    processes = [ServerProcess().start() for _ in range(AT_ONCE)]
     for process in processes:
         servers.put(Engine(process, ControlClient(process.http_url)))
 
@@ -71,7 +73,7 @@ def test_every_defect_is_caught(tmp_path: Path) -> None:
         return name, run, caught(run)
 
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
             results = list(pool.map(prove, sorted(catalogue)))
     finally:
         for process in processes:
