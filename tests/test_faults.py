@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -279,6 +280,15 @@ def test_a_reset_over_rest_drops_the_http_connection(server: ThreadedServer, con
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.http_url}/apis/v1beta1/runs?page_size=1", timeout=10)
     assert requests.get(f"{server.http_url}/apis/v1beta1/runs?page_size=1", timeout=10).status_code == 200
+
+    # The reset call ended at once (aiohttp would have let it wait out the grace it gives gRPC calls).
+    def first_code() -> list[str]:
+        return [entry["code"] for entry in control.journal(method="RunService.ListRuns")][:1]
+
+    deadline = time.monotonic() + 3
+    while first_code() != ["UNAVAILABLE"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first_code() == ["UNAVAILABLE"]
 
 
 def test_the_example_rule_file_loads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,15 +10,18 @@ newline-delimited ``{"result": ...}`` chunks, as grpc-gateway streams them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 from google.protobuf import message
-from protoconform.mockserver import rpc
+from protoconform.mockserver import faults, rpc
 from protoconform.mockserver.gateway import defects, errors, transcode
 from protoconform.mockserver.gateway.conventions import Convention, Marshaler
 from protoconform.mockserver.gateway.routes import Mux, Route, compile_routes
@@ -147,6 +150,16 @@ class Gateway:
 
     # -- one call ------------------------------------------------------------
     async def _serve(self, request: web.Request, route: Route, params: dict[str, str]) -> web.StreamResponse:
+        # A reset fault rule cuts this request's own connection (its task's context only).
+        token = faults.connection_resetter.set(_resetter(request))
+        try:
+            return await self._serve_call(request, route, params)
+        finally:
+            faults.connection_resetter.reset(token)
+
+    async def _serve_call(
+        self, request: web.Request, route: Route, params: dict[str, str]
+    ) -> web.StreamResponse:
         convention = route.convention
         inbound, outbound = self._marshalers(request, convention)
         method = route.method
@@ -249,3 +262,24 @@ def middleware(gateway: Gateway) -> object:
         return answer
 
     return gateway_middleware
+
+
+def _resetter(request: web.Request) -> Callable[[str], bool]:
+    """Resets the TCP connection of ``request``: SO_LINGER 0, then abort (the client sees a reset).
+
+    Answers False, "the call is not cancelled by it": aiohttp goes on running a handler whose
+    connection closed, so the call ends at once (its answer goes nowhere) rather than waiting.
+    """
+
+    def reset(peer: str) -> bool:
+        transport = request.transport
+        if transport is None:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return False
+
+    return reset
