@@ -223,7 +223,7 @@ def test_a_scenario_runs_its_workflow_within_thresholds(
         "--target", mock.grpc_address,
         "--rest", mock.http_url,
         "--users", "2",
-        "--duration", "4",
+        "--duration", "2",
         "--report-dir", str(reports),
         "--max-error-ratio", "0",
         "--max-p99-ms", "5000",
