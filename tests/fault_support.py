@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+import pytest
 from armonik.protogen.client import (
     results_service_pb2_grpc,
     sessions_service_pb2_grpc,
@@ -168,3 +170,17 @@ def clean_control(http_url: str) -> Iterator[ControlClient]:
     yield client
     client.clear_faults()
     client.close()
+
+
+# Fixtures of a module that defines ``server`` (a ThreadedServer or a ServerProcess): import them.
+@pytest.fixture
+def control(server: Any) -> Iterator[ControlClient]:
+    """The server's control API, with no fault rule and fresh state before and after the test."""
+    with clean_control(server.http_url) as client:
+        yield client
+
+
+@pytest.fixture
+def ak(server: Any) -> Iterator[Armonik]:
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        yield Armonik(channel)

@@ -18,7 +18,13 @@ import pytest
 import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
-from fault_support import CHUNK, DATA, RETRYING, VERSIONS, Armonik, clean_control
+from fault_support import (  # ak, control: fixtures
+    CHUNK,
+    DATA,
+    RETRYING,
+    VERSIONS,
+    Armonik,
+)
 from protoconform.conformance.control import ControlClient, ControlError
 from protoconform.mockserver import cli
 from protoconform.mockserver.config import ServerConfig
@@ -36,18 +42,6 @@ def server() -> Iterator[ThreadedServer]:
     )
     with ThreadedServer(config) as srv:
         yield srv
-
-
-@pytest.fixture
-def control(server: ThreadedServer) -> Iterator[ControlClient]:
-    with clean_control(server.http_url) as client:
-        yield client
-
-
-@pytest.fixture
-def ak(server: ThreadedServer) -> Iterator[Armonik]:
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Armonik(channel)
 
 
 def rule_named(control: ControlClient, name: str) -> dict:

@@ -33,7 +33,7 @@ from armonik.protogen.common import versions_common_pb2
 from armonik.protogen.common.sort_direction_pb2 import SORT_DIRECTION_ASC
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control
+from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control  # ak, control: fixtures
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from protoconform.conformance.control import ControlClient
@@ -55,18 +55,6 @@ def server() -> Iterator[ServerProcess]:
     log = "\n".join(process.output)
     assert process.process is not None and process.process.returncode == 0, log
     assert "Traceback" not in log and "never retrieved" not in log, log  # every call ended cleanly
-
-
-@pytest.fixture
-def control(server: ServerProcess) -> Iterator[ControlClient]:
-    with clean_control(server.http_url) as client:
-        yield client
-
-
-@pytest.fixture
-def ak(server: ServerProcess) -> Iterator[Armonik]:
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Armonik(channel)
 
 
 def workers(server: ServerProcess) -> dict:
