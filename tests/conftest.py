@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
+from fault_support import Armonik, clean_control
+from protoconform.conformance.control import ControlClient
 from protoconform.mockserver.config import ServerConfig
 from protoconform.mockserver.launcher import ServerProcess, ThreadedServer
 
@@ -36,3 +39,18 @@ def fresh_server(threaded_server: ThreadedServer) -> ThreadedServer:
 def channel(server_process: ServerProcess) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(server_process.grpc_address) as ch:
         yield ch
+
+
+# For a module that defines ``server`` (a ThreadedServer or a ServerProcess): the fault and
+# --workers tests. A module's own fixture of the same name wins.
+@pytest.fixture
+def control(server: Any) -> Iterator[ControlClient]:
+    """The server's control API, with no fault rule and fresh state before and after the test."""
+    with clean_control(server.http_url) as client:
+        yield client
+
+
+@pytest.fixture
+def ak(server: Any) -> Iterator[Armonik]:
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        yield Armonik(channel)

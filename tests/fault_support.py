@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import pytest
@@ -172,15 +171,13 @@ def clean_control(http_url: str) -> Iterator[ControlClient]:
     client.close()
 
 
-# Fixtures of a module that defines ``server`` (a ThreadedServer or a ServerProcess): import them.
-@pytest.fixture
-def control(server: Any) -> Iterator[ControlClient]:
-    """The server's control API, with no fault rule and fresh state before and after the test."""
-    with clean_control(server.http_url) as client:
-        yield client
-
-
-@pytest.fixture
-def ak(server: Any) -> Iterator[Armonik]:
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        yield Armonik(channel)
+def assert_reset_and_reconnect(control: ControlClient, ak: Armonik) -> None:
+    """A ``reset`` rule named "reset" on ListVersions: the call ends UNAVAILABLE with the
+    transport's words, and the channel's next call gets through."""
+    control.add_faults({"name": "reset", "method": VERSIONS, "reset": True, "times": 1})
+    with pytest.raises(grpc.RpcError) as caught:
+        ak.versions(timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    details = caught.value.details()
+    assert "Socket closed" in details or "reset by peer" in details, details
+    assert ak.reconnects()

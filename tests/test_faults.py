@@ -18,13 +18,7 @@ import pytest
 import requests
 from armonik.client import ArmoniKSessions
 from armonik.common import TaskOptions
-from fault_support import (  # ak, control: fixtures
-    CHUNK,
-    DATA,
-    RETRYING,
-    VERSIONS,
-    Armonik,
-)
+from fault_support import CHUNK, DATA, RETRYING, VERSIONS, Armonik, assert_reset_and_reconnect
 from protoconform.conformance.control import ControlClient, ControlError
 from protoconform.mockserver import cli
 from protoconform.mockserver.config import ServerConfig
@@ -158,13 +152,7 @@ def test_deadline_answered_at_once_or_held_past_the_clients(control: ControlClie
 def test_a_reset_ends_the_call_unavailable_and_the_channel_reconnects(
     control: ControlClient, ak: Armonik
 ) -> None:
-    control.add_faults({"name": "reset", "method": VERSIONS, "reset": True, "times": 1})
-    with pytest.raises(grpc.RpcError) as caught:
-        ak.versions(timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
-    details = caught.value.details()
-    assert "Socket closed" in details or "reset by peer" in details, details
-    assert ak.reconnects()
+    assert_reset_and_reconnect(control, ak)
     assert rule_named(control, "reset")["hits"] == 1
 
 

@@ -33,7 +33,7 @@ from armonik.protogen.common import versions_common_pb2
 from armonik.protogen.common.sort_direction_pb2 import SORT_DIRECTION_ASC
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from fault_support import CHUNK, DATA, VERSIONS, Armonik, clean_control  # ak, control: fixtures
+from fault_support import CHUNK, DATA, VERSIONS, Armonik, assert_reset_and_reconnect, clean_control
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from protoconform.conformance.control import ControlClient
@@ -226,13 +226,7 @@ def test_status_and_reset_rules_reach_the_client(control: ControlClient, ak: Arm
     with pytest.raises(grpc.RpcError) as caught:
         ak.versions(timeout=10)
     assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")
-    control.add_faults({"name": "reset", "method": VERSIONS, "reset": True, "times": 1})
-    with pytest.raises(grpc.RpcError) as caught:
-        ak.versions(timeout=10)
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
-    details = caught.value.details()
-    assert "Socket closed" in details or "reset by peer" in details, details
-    assert ak.reconnects()
+    assert_reset_and_reconnect(control, ak)
 
     def by_fault() -> dict[str, str]:
         entries = control.journal(method="Versions.ListVersions")
