@@ -9,6 +9,7 @@ import itertools
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,20 @@ BAD = [
 ]
 
 
+@pytest.fixture(scope="module")
+def bad_runs() -> dict[tuple[str, ...], subprocess.CompletedProcess[str]]:
+    """Every BAD case run up front, four at a time: each is a fresh interpreter (most of its
+    half second is start-up), so the cases take a fraction of the time; each test judges its own."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda args: _run(*args), [args for args, _ in BAD]))
+    return {tuple(args): run for (args, _), run in zip(BAD, runs, strict=True)}
+
+
 @pytest.mark.parametrize(("args", "option"), BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_a_bad_option_is_one_line_naming_it(args: list[str], option: str) -> None:
-    result = _run(*args)
+def test_a_bad_option_is_one_line_naming_it(
+    args: list[str], option: str, bad_runs: dict[tuple[str, ...], subprocess.CompletedProcess[str]]
+) -> None:
+    result = bad_runs[tuple(args)]
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]

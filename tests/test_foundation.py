@@ -204,9 +204,10 @@ def test_help_is_complete() -> None:
         ).stdout
 
     top = helptext()
-    for name in SUBCOMMANDS:
+    texts = {name: helptext(name) for name in SUBCOMMANDS}
+    for name, text in texts.items():
         assert name in top
-        assert "usage: protoconform" in helptext(name)
+        assert "usage: protoconform" in text
     version = subprocess.run(
         [sys.executable, "-m", "protoconform.mockserver", "--version"],
         capture_output=True,
@@ -215,7 +216,7 @@ def test_help_is_complete() -> None:
         timeout=60,
     ).stdout
     assert version.startswith("protoconform ") and "flyteidl" in version and "armonik" in version
-    serve = helptext("serve")
+    serve = texts["serve"]
     for option in ("--host", "--port", "--http-port", "--api", "--log-level", "--clock-speed"):
         assert option in serve
 
