@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -213,23 +214,39 @@ def test_every_call_shape_fires_one_request_event(mock: ServerProcess, tmp_path:
     assert events[5]["response_length"] == 0 and all(e["response_length"] > 0 for e in events[:5])
 
 
+@pytest.fixture(scope="module")
+def scenario_runs(
+    mock: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Each scenario's bounded run against the same mock, all at once (each is mostly locust's
+    start-up and its 2 s); each test judges its own run and reports."""
+    base = tmp_path_factory.mktemp("scenarios")
+
+    def run(scenario: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        reports = base / scenario / "reports"
+        reports.parent.mkdir()
+        return reports, load(
+            "--scenario", scenario,
+            "--target", mock.grpc_address,
+            "--rest", mock.http_url,
+            "--users", "2",
+            "--duration", "2",
+            "--report-dir", str(reports),
+            "--max-error-ratio", "0",
+            "--max-p99-ms", "5000",
+            "--min-rps", "1",
+            cwd=reports.parent,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=len(WORKFLOWS)) as pool:
+        return dict(zip(WORKFLOWS, pool.map(run, WORKFLOWS), strict=True))
+
+
 @pytest.mark.parametrize("scenario", list(WORKFLOWS))
 def test_a_scenario_runs_its_workflow_within_thresholds(
-    scenario: str, mock: ServerProcess, tmp_path: Path
+    scenario: str, scenario_runs: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
 ) -> None:
-    reports = tmp_path / "reports"
-    result = load(
-        "--scenario", scenario,
-        "--target", mock.grpc_address,
-        "--rest", mock.http_url,
-        "--users", "2",
-        "--duration", "2",
-        "--report-dir", str(reports),
-        "--max-error-ratio", "0",
-        "--max-p99-ms", "5000",
-        "--min-rps", "1",
-        cwd=tmp_path,
-    )  # fmt: skip
+    reports, result = scenario_runs[scenario]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = stats(reports)
     total = rows.pop("Aggregated")
