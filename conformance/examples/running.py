@@ -330,10 +330,23 @@ class Scenario:
         # back off to the step's interval (a real server's pace) for work that runs in real time.
         pause = min(interval, FIRST_PAUSE_SECONDS) if self.control is not None and advance else interval
         moved, grace_end = 0.0, None
+        # Wanted enum names, got a bare number: a value outside the field's enum (protojson shows an
+        # unknown enum number as a number). It can never turn into a wanted name: fail now rather
+        # than hold the run for the whole wait.
+        names_only = all(not _is_number(name) for name in wanted)
         while True:
             value = lookup_or_none(self.bind(reply), path)
             if str(value) in wanted:
                 return reply
+            if names_only and isinstance(value, int) and not isinstance(value, bool):
+                raise Mismatch(
+                    f"{path} in {wanted}",
+                    value,
+                    rule="",
+                    method=reply.name,
+                    reply=reply,
+                    detail=f"waiting in step {step.name!r}: {value} is no value of the field's enum",
+                )
             now = time.monotonic()
             if now > deadline or (grace_end is not None and now > grace_end):
                 raise Mismatch(
@@ -400,3 +413,11 @@ def _number(value: Any, ref: str) -> int:
         return int(value)  # protojson writes 64-bit integers as strings
     except (TypeError, ValueError):
         raise Mismatch("a number", value, rule="", detail=f"${{{ref}}} is not a number") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -176,6 +177,30 @@ class _ScriptedRpc:
         built = REGISTRY.message_class(m.request_type)()
         json_format.ParseDict(request or {}, built)
         return Reply(m, grpc.StatusCode.OK, "", [built], [response])
+
+
+def test_a_wait_ends_at_once_on_a_value_outside_the_enum() -> None:
+    """Waiting for a status name while the server answers a number no enum value has: the step
+    fails at once (naming the number), not after its whole wait; a wanted name ends the wait."""
+    from protoconform.conformance.examples.parsing import Step
+
+    step = Step(
+        name="done",
+        method="armonik.api.grpc.v1.tasks.Tasks.GetTask",
+        example=False,
+        until={"field": "task.status", "in": ["TASK_STATUS_COMPLETED"], "timeout": 30, "interval": 0.05},
+    )
+    for status, fails in ((42, True), (4, False)):  # 4: TASK_STATUS_COMPLETED
+        rpc = _ScriptedRpc({"GetTask": {"task": {"status": status}}})
+        scenario = ex.Scenario(rpc, "ns1", random.Random(1), [])  # type: ignore[arg-type]
+        once = functools.partial(rpc, "Tasks.GetTask", {"task_id": "t"})
+        if not fails:
+            assert scenario._until(step, once).ok
+            continue
+        with pytest.raises(Mismatch) as caught:
+            scenario._until(step, once)
+        # not "(30s of server time)": the wait was not waited out
+        assert caught.value.detail == "waiting in step 'done': 42 is no value of the field's enum"
 
 
 def test_then_step_deviation_belongs_to_the_case_rule() -> None:
