@@ -338,24 +338,21 @@ class Scenario:
             value = lookup_or_none(self.bind(reply), path)
             if str(value) in wanted:
                 return reply
-            if names_only and isinstance(value, int) and not isinstance(value, bool):
-                raise Mismatch(
-                    f"{path} in {wanted}",
-                    value,
-                    rule="",
-                    method=reply.name,
-                    reply=reply,
-                    detail=f"waiting in step {step.name!r}: {value} is no value of the field's enum",
-                )
+            out_of_enum = names_only and isinstance(value, int) and not isinstance(value, bool)
             now = time.monotonic()
-            if now > deadline or (grace_end is not None and now > grace_end):
+            if out_of_enum or now > deadline or (grace_end is not None and now > grace_end):
+                why = (
+                    f": {value} is no value of the field's enum"
+                    if out_of_enum
+                    else f" ({timeout:g}s of server time)"
+                )
                 raise Mismatch(
                     f"{path} in {wanted}",
                     value,
                     rule="",
                     method=reply.name,
                     reply=reply,
-                    detail=f"waiting in step {step.name!r} ({timeout:g}s of server time)",
+                    detail=f"waiting in step {step.name!r}{why}",
                 )
             if self.control is not None and advance and grace_end is None:
                 self.control.advance(advance)  # our mock: move its clock along
