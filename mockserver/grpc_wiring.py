@@ -20,14 +20,15 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_status import rpc_status
 from protoconform.mockserver.dispatch import Dispatcher
 from protoconform.mockserver.rpc import ApiError
-from protoconform.specs.registry import Method
+from protoconform.specs.registry import Method, Registry
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 REFLECTION_V1ALPHA = reflection.SERVICE_NAME
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+def call_metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    """The call's text metadata (binary ``-bin`` values are left out), as the dispatcher takes it."""
     return {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
 
 
@@ -93,7 +94,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
             try:
                 request = await request_stream(raw) if method.client_streaming else decode(raw)
                 async for response in dispatcher.stream(
-                    method, request, _metadata(context), context.peer(), encode=True
+                    method, request, call_metadata(context), context.peer(), encode=True
                 ):
                     yield response
             except ApiError as error:
@@ -111,7 +112,9 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
         async def gathering(raw: Any, context: grpc.aio.ServicerContext) -> bytes:
             try:
                 request = await request_stream(raw)
-                return await dispatcher.call(method, request, _metadata(context), context.peer(), encode=True)
+                return await dispatcher.call(
+                    method, request, call_metadata(context), context.peer(), encode=True
+                )
             except ApiError as error:
                 await _abort(context, error)
                 raise  # unreachable: abort raises
@@ -121,7 +124,7 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
     async def single(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             return await dispatcher.call(
-                method, decode(raw), _metadata(context), context.peer(), raw=raw, encode=True
+                method, decode(raw), call_metadata(context), context.peer(), raw=raw, encode=True
             )
         except ApiError as error:
             await _abort(context, error)
@@ -130,18 +133,42 @@ def method_handler(dispatcher: Dispatcher, method: Method) -> grpc.RpcMethodHand
     return grpc.unary_unary_rpc_method_handler(single)
 
 
-def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_names: list[str]) -> None:
+def add_services(
+    server: grpc.aio.Server,
+    registry: Registry,
+    service_names: list[str],
+    handler_of: Callable[[Method], grpc.RpcMethodHandler],
+) -> None:
+    """Every method of the services, with the handler ``handler_of`` makes for it."""
     handlers = []
     for service_name in service_names:
         methods = {
-            m.name: method_handler(dispatcher, dispatcher.registry.method(f"/{service_name}/{m.name}"))
-            for m in dispatcher.registry.service(service_name).methods
+            m.name: handler_of(registry.method(f"/{service_name}/{m.name}"))
+            for m in registry.service(service_name).methods
         }
         handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
     # Generic, not registered (add_registered_method_handlers): with grpcio 1.85's aio
     # server every registered method costs each call (about 40 us a call with 120 of
     # them), a generic lookup about 0.3 us per service.
     server.add_generic_rpc_handlers(tuple(handlers))
+
+
+def add_api_services(server: grpc.aio.Server, dispatcher: Dispatcher, service_names: list[str]) -> None:
+    add_services(server, dispatcher.registry, service_names, lambda m: method_handler(dispatcher, m))
+
+
+def listen(server: grpc.aio.Server, target: str, credentials: grpc.ServerCredentials | None) -> int:
+    """Bind ``target`` (TLS with ``credentials``); the port bound, or OSError saying why not."""
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(target, credentials)
+        else:
+            port = server.add_insecure_port(target)
+    except RuntimeError as exc:  # grpcio reports a failed bind this way
+        raise OSError(f"cannot listen for gRPC on {target}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen for gRPC on {target}")
+    return port
 
 
 @cache

@@ -112,16 +112,8 @@ class MockServer:
         grpc_wiring.add_reflection(self._grpc, self.service_names)
         health = await grpc_wiring.add_health(self._grpc, self.service_names)
         self.selfcheck = SelfCheck(self, health, self.service_names)
-        grpc_target = f"{self.config.host}:{self.config.port}"
-        try:
-            if self.tls is not None:
-                port = self._grpc.add_secure_port(grpc_target, self.tls.grpc_credentials())
-            else:
-                port = self._grpc.add_insecure_port(grpc_target)
-        except RuntimeError as exc:  # grpcio reports a failed bind this way
-            raise OSError(f"cannot listen for gRPC on {grpc_target}: {exc}") from None
-        if port == 0:
-            raise OSError(f"cannot listen for gRPC on {grpc_target}")
+        credentials = self.tls.grpc_credentials() if self.tls is not None else None
+        port = grpc_wiring.listen(self._grpc, f"{self.config.host}:{self.config.port}", credentials)
         await self._grpc.start()
         self.grpc_address = _address(self.config.host, port)
 

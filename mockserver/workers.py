@@ -219,7 +219,7 @@ class FrontEnd:
     ) -> AsyncIterator[bytes]:
         """One call through the owner: its response messages, then its status (an abort when not OK)."""
         peer = context.peer()
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        metadata = grpc_wiring.call_metadata(context)
         head = json.dumps([path, peer, metadata], separators=(",", ":")).encode()
         if len(head) > MAX_HEAD_BYTES:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request metadata too large")
@@ -275,26 +275,11 @@ class FrontEnd:
 
             interceptors.append(reflection_guard(Authenticator(config.auth)))
         self.server = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
-        handlers = []
-        for service_name in self.service_names:
-            methods = {
-                m.name: self._handler(self.registry.method(f"/{service_name}/{m.name}"))
-                for m in self.registry.service(service_name).methods
-            }
-            handlers.append(grpc.method_handlers_generic_handler(service_name, methods))
-        self.server.add_generic_rpc_handlers(tuple(handlers))
+        grpc_wiring.add_services(self.server, self.registry, self.service_names, self._handler)
         grpc_wiring.add_reflection(self.server, self.service_names)
         self.health = await grpc_wiring.add_health(self.server, self.service_names)
-        target = f"{config.host}:{port}"
-        try:
-            if config.tls is not None:
-                bound = self.server.add_secure_port(target, tls.load(config.tls).grpc_credentials())
-            else:
-                bound = self.server.add_insecure_port(target)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen for gRPC on {target}: {exc}") from None
-        if bound == 0:
-            raise OSError(f"cannot listen for gRPC on {target}")
+        credentials = tls.load(config.tls).grpc_credentials() if config.tls is not None else None
+        bound = grpc_wiring.listen(self.server, f"{config.host}:{port}", credentials)
         await self.server.start()
         return bound
 
